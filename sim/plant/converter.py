@@ -52,6 +52,7 @@ class PowerStageParams:
         self.v_f_body_v = 0.75  # MOSFET body diode
         self.r_body_ohm = 0.01
         self.t_dead_s = 520e-9  # IR2104 built-in dead time
+        self.t_in_min_s = 100e-9  # IR2104 ignores input pulses shorter than its propagation/filter delay
         self.t_sw_s = 60e-9  # voltage/current overlap per transition (turn-on + turn-off ~ 2 x 60 ns)
         self.p_gate_w = 0.12  # gate drive of both MOSFETs at 39 kHz (from the aux supply)
         self.p_aux_w = 0.7  # ESP32, ADC, IR2104 Vcc supply, drawn from the battery side
@@ -112,9 +113,16 @@ class PowerStage:
         if not self.enabled or self.f_sw_hz <= 0:
             return 0.0, 0.0, False
         td = self.p.t_dead_s * self.f_sw_hz
+        tmin = self.p.t_in_min_s * self.f_sw_hz
         d = self.duty
-        f_hs = d - td if d > td else 0.0
-        f_ls = 1.0 - d - td if 1.0 - d > td else 0.0
+        if 1.0 - d < tmin:  # the low pulse is swallowed: the high side stays on for whole periods
+            d = 1.0
+            f_hs, f_ls = 1.0, 0.0
+        elif d < tmin:
+            f_hs, f_ls = 0.0, 1.0
+        else:
+            f_hs = d - td if d > td else 0.0
+            f_ls = 1.0 - d - td if 1.0 - d > td else 0.0
         if self.v_boot < self.p.v_hs_th_v:
             f_hs = 0.0
         self._r_hs = self.p.r_hs_ohm if self.v_boot >= self.p.v_hs_min_v else 30.0 * self.p.r_hs_ohm
@@ -262,6 +270,8 @@ class PowerStage:
         """Advance by at most h_max seconds with an adaptive step; returns the step taken (s)."""
         fr = self.fractions()
         self._switching = fr[2]
+        if not fr[2] and abs(self.il) < 1e-3:
+            self.il = 0.0  # the last milliamps through a body diode: the diode recovers, the current stops
         blocked = self._is_blocked(fr)
         x0 = (self.vc, self.il, self.vo)
         d0 = self._derivs(x0, fr, blocked)
