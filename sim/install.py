@@ -36,6 +36,7 @@ def install():
     _pin_stdlib_code()
     import numpy  # noqa: F401
     import pandas  # noqa: F401
+    import pvlib  # noqa: F401
 
     from sim import simtime
 

@@ -159,7 +159,7 @@ class SimBoard:
     def read_digital(self, name):
         p = self.pin(name)
         self.clock.advance(self.cost.pin_read_us * 1000)
-        self.clock.sync()
+        self.clock.run_events()
         if p.driven is not None and not isinstance(p.driven, tuple):
             return bool(p.driven)
         if p.source is not None:

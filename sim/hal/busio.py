@@ -94,7 +94,7 @@ class I2C:
         n = end - start
         self._cost(n)
         dev = self._device(address)
-        self._board.clock.sync()
+        self._board.clock.run_events()
         data = dev.i2c_read(n)
         buffer[start:end] = bytes(data[:n]).ljust(n, b"\xff")
 
@@ -103,7 +103,7 @@ class I2C:
         start, end = _slice(buffer, start, end)
         self._cost(end - start)
         dev = self._device(address)
-        self._board.clock.sync()
+        self._board.clock.run_events()
         dev.i2c_write(bytes(buffer[start:end]))
 
     def writeto_then_readfrom(self, address, out_buffer, in_buffer, *, out_start=0, out_end=sys.maxsize,
@@ -114,7 +114,7 @@ class I2C:
         n = in_end - in_start
         self._cost(out_end - out_start + n, transactions=2)
         dev = self._device(address)
-        self._board.clock.sync()
+        self._board.clock.run_events()
         dev.i2c_write(bytes(out_buffer[out_start:out_end]), repeated_start=True) if getattr(
             dev, "accepts_repeated_start", False) else dev.i2c_write(bytes(out_buffer[out_start:out_end]))
         data = dev.i2c_read(n)
@@ -180,7 +180,7 @@ class SPI:
     def _xfer(self, out_bytes):
         b = self._board
         b.clock.advance(b.cost.spi_call_us * 1000 + len(out_bytes) * 8e9 / self.frequency)
-        b.clock.sync()
+        b.clock.run_events()
         result = b"\xff" * len(out_bytes)
         for dev in self._selected():
             r = dev.transfer(out_bytes)
@@ -247,7 +247,7 @@ class UART:
         return self._bits_per_char * 1e9 / self.baudrate
 
     def _pending(self):
-        self._board.clock.sync()
+        self._board.clock.run_events()
         if self._peer is None:
             return bytearray()
         buf = self._peer.to_mcu

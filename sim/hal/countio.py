@@ -27,7 +27,7 @@ class Counter:
     @property
     def count(self):
         self._board.clock.advance(self._board.cost.pin_read_us * 1000)
-        self._board.clock.sync()
+        self._board.clock.run_events()
         return self._count
 
     @count.setter
