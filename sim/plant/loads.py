@@ -1,0 +1,63 @@
+"""DC loads on the battery/output node: i(v) and di/dv for the plant's Newton solver.
+
+Constant-current and constant-power loads are electronic loads (or DC-DC converters); real ones stop regulating
+below their compliance / undervoltage-lockout voltage, and a Newton solver must not see P/v blow up at v -> 0. So
+both fade out smoothly and odd-symmetrically (a small resistor near 0 V, never a source):
+
+    constant_current:  i = I * tanh(v / fade_v)                   (>= 99.5 % of I above 3 * fade_v)
+    constant_power:    i = P * v / sqrt(v^4 + fade_v^4)            (P/v within 0.04 % above 6 * fade_v,
+                                                                 P*v/fade_v^2 near 0, peak P/(sqrt(2)*fade_v))
+"""
+
+import math
+
+LOAD_KINDS = ("off", "resistive", "constant_current", "constant_power")
+
+
+class DCLoad:
+    """kind "off" | "resistive" (value = ohm) | "constant_current" (A) | "constant_power" (W).
+
+    ``fade_v``: voltage scale of the low-voltage fade-out (default 1 V for constant current, 2 V for constant
+    power). Callable: ``load(v)`` == ``load.current_and_slope(v)``. ``kind``/``value`` may be changed at run time.
+    """
+
+    def __init__(self, kind: str, value: float = 0.0, fade_v: float | None = None):
+        if kind not in LOAD_KINDS:
+            raise ValueError(f"unknown load kind {kind!r}; expected one of {LOAD_KINDS}")
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0.0):
+            raise ValueError(f"load value must be a finite number >= 0, got {value!r}")
+        if kind == "resistive" and value <= 0.0:
+            raise ValueError("a resistive load needs value > 0 ohm (use kind='off' for an open circuit)")
+        if fade_v is not None and not fade_v > 0.0:
+            raise ValueError(f"fade_v must be > 0 V, got {fade_v!r}")
+        self.kind = kind
+        self.value = float(value)
+        self.fade_v = fade_v if fade_v is not None else (2.0 if kind == "constant_power" else 1.0)
+
+    def current_and_slope(self, v: float) -> tuple[float, float]:
+        """(current drawn at terminal voltage v in A, di/dv in A/V)."""
+        kind = self.kind
+        if kind == "resistive":
+            g = 1.0 / self.value
+            return v * g, g
+        if kind == "constant_current":
+            x = v / self.fade_v
+            if x > 20.0:
+                return self.value, 0.0
+            if x < -20.0:
+                return -self.value, 0.0
+            t = math.tanh(x)
+            return self.value * t, self.value * (1.0 - t * t) / self.fade_v
+        if kind == "constant_power":
+            p = self.value
+            v0sq = self.fade_v * self.fade_v
+            v2 = v * v
+            d = math.sqrt(v2 * v2 + v0sq * v0sq)
+            # di/dv = P * v0^4 / d^3 - P*v^4/d^3 = P (v0^4 - v^4) / d^3
+            return p * v / d, p * (v0sq * v0sq - v2 * v2) / (d * d * d)
+        return 0.0, 0.0
+
+    __call__ = current_and_slope
+
+    def __repr__(self):
+        return f"DCLoad({self.kind!r}, {self.value})"
