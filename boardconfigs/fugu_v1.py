@@ -22,11 +22,12 @@ BOARD = {
     # what each ADC input sees: scale maps pin volts to the quantity
     "sense": {
         "v_in": {"ch": 3, "kind": "divider", "r_top_ohm": 200000, "r_bottom_ohm": 5100, "node": "input_cap"},
-        "v_out": {"ch": 1, "kind": "divider", "r_top_ohm": 235000, "r_bottom_ohm": 10000},
+        "v_out": {"ch": 1, "kind": "divider", "r_top_ohm": 47000, "r_bottom_ohm": 2000},
         "i_in": {"ch": 2, "kind": "acs712", "v_per_a": 0.066, "vcc_v": 5.0, "direction": -1,
                  "r_top_ohm": 3300, "r_bottom_ohm": 10000},
     },
-    "ntc": {"r25_ohm": 10000, "beta_k": 3950, "r_fixed_ohm": 10000, "v_ref_v": 3.3, "to_ground": True},
+    # the original firmware's resistance formula puts the NTC on top of the divider; its Steinhart-Hart fit is a B~3435 part
+    "ntc": {"r25_ohm": 10000, "beta_k": 3435, "r_fixed_ohm": 10000, "v_ref_v": 3.3, "to_ground": False},
     "power_stage": {
         "f_pwm_hz": 39000,
         "l_h": 64e-6,

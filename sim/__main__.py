@@ -16,12 +16,14 @@ def main(argv=None):
     r.add_argument("--realtime", action="store_true", help="pace the simulation to the wall clock")
     r.add_argument("--duration", type=float, default=None, help="override the scenario's duration (s)")
     r.add_argument("--quiet", action="store_true", help="no live status lines")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario key, e.g. --set battery.soc=0.3 --set scenario.start=2026-06-21T11:00:00Z")
     args = ap.parse_args(argv)
 
     from sim.install import PROJECT_ROOT, install
 
     install()
-    from sim.scenario import ScenarioError, load_scenario
+    from sim.scenario import ScenarioError, load_scenario, parse_override
     from sim.runner import SimRun
 
     path = args.scenario
@@ -30,6 +32,13 @@ def main(argv=None):
         if os.path.exists(cand):
             path = cand
     overrides = {}
+    try:
+        for item in args.set:
+            k, v = parse_override(item)
+            overrides[k] = v
+    except (ScenarioError, ValueError) as e:
+        print("error: --set: %s" % e, file=sys.stderr)
+        return 2
     if args.duration is not None:
         overrides["scenario.duration_s"] = args.duration
     try:

@@ -50,8 +50,8 @@ def sleep(seconds):
         return _real_time.sleep(seconds)
     if seconds < 0:
         raise ValueError("sleep length must be non-negative")
-    # the core sleeps in whole milliseconds (mp_hal_delay_ms), at least the request
-    b.clock.advance(int(math.ceil(seconds * 1000.0 - 1e-9)) * 1000000)
+    # the core rounds to the nearest whole millisecond (shared-bindings/time: msecs = 1000 * s + 0.5)
+    b.clock.advance(int(seconds * 1000.0 + 0.5) * 1000000)
     b.clock.sync()
 
 
