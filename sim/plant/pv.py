@@ -128,23 +128,22 @@ class _DiodePair(_Pair):
         self.i_ref = max(self.il, 0.0)
         self.t_scale = max(self.a, nvtb)
 
-    def eval_py(self, vd):
-        e = _exp(vd / self.a)
+    def _eval(self, vd, exp):
+        """(v, i, dv/dvd, di/dvd) of the sub-string plus its bypass diode at internal diode voltage vd; ``exp`` is
+        math.exp for the scalar hot path or numpy.exp for vectorised table builds."""
+        e = exp(vd / self.a)
         i_s = self.il - self.i0 * (e - 1.0) - vd * self.gsh
         di_s = -self.i0 * e / self.a - self.gsh
         v = vd - i_s * self.rs
         dv = 1.0 - self.rs * di_s
-        eb = _exp(-v / self.nvtb)
+        eb = exp(-v / self.nvtb)
         return v, i_s + self.isb * (eb - 1.0), dv, di_s - self.isb * eb / self.nvtb * dv
 
+    def eval_py(self, vd):
+        return self._eval(vd, _exp)
+
     def eval_np(self, vd):
-        e = _np_exp(vd / self.a)
-        i_s = self.il - self.i0 * (e - 1.0) - vd * self.gsh
-        di_s = -self.i0 * e / self.a - self.gsh
-        v = vd - i_s * self.rs
-        dv = 1.0 - self.rs * di_s
-        eb = _np_exp(-v / self.nvtb)
-        return v, i_s + self.isb * (eb - 1.0), dv, di_s - self.isb * eb / self.nvtb * dv
+        return self._eval(vd, _np_exp)
 
     def t_guess(self, i):
         if i < self.il and self.i0 > 0.0:
