@@ -163,7 +163,7 @@ class SimRun:
                 try:
                     runpy.run_path(self.code_path, run_name="__main__")
                     # code.py returned: the supervisor resets the pins and waits (converter off)
-                    self._idle_until_end(b, "code.py finished")
+                    self._idle_until_end(b)
                 except SimReset as r:
                     self.resets.append({"t": round(b.clock.now_ns / 1e9, 3), "reason": r.reason})
                     self._reset_mcu(b)
@@ -180,7 +180,7 @@ class SimRun:
                     if self.echo:
                         sys.__stdout__.write(tb)
                     try:
-                        self._idle_until_end(b, "crash")
+                        self._idle_until_end(b)
                     except SimReset as r:
                         self.resets.append({"t": round(b.clock.now_ns / 1e9, 3), "reason": r.reason})
                         self._reset_mcu(b)
@@ -202,7 +202,7 @@ class SimRun:
         self._purge_firmware_modules()
         b.clock.advance(300 * 1000000)  # boot time of CircuitPython before code.py runs again
 
-    def _idle_until_end(self, b, why):
+    def _idle_until_end(self, b):
         b.release_all_pins()
         if b.watchdog.mode != "RESET":
             b.watchdog.stop()

@@ -117,12 +117,7 @@ class SimBoard:
     def release_all_pins(self):
         """What a reset does to the MCU side: every pin back to input/high impedance, listeners told."""
         for p in self.pins.values():
-            if p.owner is not None:
-                p.owner = None
-            if p.driven is not None:
-                p.driven = None
-                for cb in p.listeners:
-                    cb(p.name, "release", None)
+            self.release(p.name, p.owner)
 
     # -- pins -----------------------------------------------------------------------------------------------
     def pin(self, name):

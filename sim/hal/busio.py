@@ -115,8 +115,7 @@ class I2C:
         self._cost(out_end - out_start + n, transactions=2)
         dev = self._device(address)
         self._board.clock.run_events()
-        dev.i2c_write(bytes(out_buffer[out_start:out_end]), repeated_start=True) if getattr(
-            dev, "accepts_repeated_start", False) else dev.i2c_write(bytes(out_buffer[out_start:out_end]))
+        dev.i2c_write(bytes(out_buffer[out_start:out_end]))
         data = dev.i2c_read(n)
         in_buffer[in_start:in_end] = bytes(data[:n]).ljust(n, b"\xff")
 

@@ -12,7 +12,6 @@ def _mounts():
 
 
 def remount(mount_path, readonly=False, *, disable_concurrent_write_protection=False):
-    _mounts().setdefault("/", {"readonly": readonly})
     _mounts()["/"] = {"readonly": readonly}
 
 

@@ -180,13 +180,11 @@ class Plant:
         p_aux = self.aux_power_w()
         self.e_aux_j += p_aux * h
         losses = st.losses()
-        loss_total = 0.0
         el = self.e_loss_j
         for k, v in losses.items():
             if k == "bat_internal":
                 continue
             el[k] = el.get(k, 0.0) + v * h
-            loss_total += v
         self._loss_w = losses["conduction"] + losses["diode"] + losses["switching"] + losses["pv_path"]
         if st.v_pv > self.max_v_pv:
             self.max_v_pv = st.v_pv
