@@ -237,7 +237,7 @@ class PiecewiseLinear:
         self._tb = self._v0 = self._k = 0.0
 
     def __call__(self, t):
-        if self._lo <= t < self._hi:
+        if self._lo <= t < self._hi and t != self._tb:
             return self._v0 + (t - self._tb) * self._k
         return self._seek(t)
 
@@ -256,6 +256,8 @@ class PiecewiseLinear:
             v0 = self.vs[i]
             self._i, self._lo, self._hi, self._tb, self._v0 = i, t0, t1, t0, v0
             self._k = (self.vs[i + 1] - v0) / (t1 - t0)
+        if t == self._tb:  # (breakpoints a subnormal apart give k = inf, and 0 * inf = nan)
+            return self._v0
         return self._v0 + (t - self._tb) * self._k
 
 

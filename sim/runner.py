@@ -57,6 +57,22 @@ def parse_kv(line):
     return out
 
 
+def calibration_ppm(sim):
+    """Gain error (ppm) of each sense channel of a simulated board, from its drawn divider values: what a user
+    finds comparing the firmware's readings with a meter."""
+    out = {}
+    for name, fe in sim.frontends.items():
+        nominal = sim.config["sense"][name]
+        kind = nominal["kind"]
+        if kind == "divider":
+            ratio_nom = nominal["r_bottom_ohm"] / (nominal["r_top_ohm"] + nominal["r_bottom_ohm"])
+            out[name] = (ratio_nom / fe.ratio - 1.0) * 1e6
+        elif kind == "acs712" and fe.divider is not None:
+            ratio_nom = nominal["r_bottom_ohm"] / (nominal["r_top_ohm"] + nominal["r_bottom_ohm"])
+            out[name] = (ratio_nom / fe.divider.ratio - 1.0) * 1e6
+    return out
+
+
 class SimRun:
     def __init__(self, scenario, out_dir=None, realtime=False, echo=True, status_every_s=None, code_path=None):
         install()
@@ -80,6 +96,7 @@ class SimRun:
         from sim.builders import build_sim
 
         self.sim = build_sim(self.scenario)
+        self._provision_nvm()
         b = self.sim.board
         b.watchdog.on_feed = self._on_feed
         b.epoch_offset_s = self.scenario.start_epoch_s
@@ -93,6 +110,25 @@ class SimRun:
         if self.realtime:
             self._wall0 = _wall.monotonic()
             b.guards.append(self._pace)
+
+    def _provision_nvm(self):
+        """What a user (or the factory) stored on the chip before this run: the scenario's settings, and unless the
+        scenario says board.calibrated = false, a gain calibration of each sense channel as a user makes it against
+        a reference meter (the drawn resistor tolerances corrected, leaving a +-0.1 % meter error)."""
+        import random
+
+        from fugu.settings import Settings
+
+        sim = self.sim
+        values = dict(self.scenario.settings)
+        if self.scenario.board.get("calibrated", True):
+            rng = random.Random(self.scenario.seed + 7)
+            for name, ppm in calibration_ppm(sim).items():
+                values.setdefault("cal_%s_ppm" % name, int(round(ppm + rng.uniform(-1000.0, 1000.0))))
+        if values:
+            st = Settings(sim.board.nvm, log=lambda *_: None)
+            st.update(values)
+            st.save()
 
     def _pace(self, now_ns):
         ahead = now_ns / 1e9 - (_wall.monotonic() - self._wall0)

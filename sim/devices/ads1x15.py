@@ -26,6 +26,8 @@ Modelling choices (where the datasheet is silent or ambiguous) are marked MODEL 
 import math
 import random
 
+from sim.plant.frontend import observer_bw
+
 # Config register fields (SBAS444E Table 8-3)
 _OS = 0x8000
 _MODE_SINGLE = 0x0100
@@ -376,7 +378,11 @@ class ADS1x15Emulator:
         (D[3:0] = 0)."""
         p, n = _MUX[(cfg >> 12) & 7]
         inp = self.inputs
-        v = inp[p]() if n is None else inp[p]() - inp[n]()
+        old = observer_bw(0.5 * self.DATA_RATES[(cfg >> 5) & 7])  # the digital filter averages sensor noise
+        try:
+            v = inp[p]() if n is None else inp[p]() - inp[n]()
+        finally:
+            observer_bw(old)
         pga = (cfg >> 9) & 7
         if self.noise:
             s = self._sigma_v[(cfg >> 5) & 7][pga]

@@ -1,7 +1,9 @@
 """Analog front-ends between the power stage and the ADC pins: dividers, the ACS712 hall sensor, a shunt amplifier.
 
-Bandwidths are ignored: the ACS712 (80 kHz with the 1 nF filter cap) and INA-class amplifiers are far faster than
-the ADS1115 (8..860 SPS) and the firmware's averaging, so the plant's averaged current is what they see.
+The sensors' signal bandwidth is far above what the ADC resolves, so the plant's averaged current is what they
+see; their wideband NOISE however is filtered by whoever samples it: a delta-sigma ADC (ADS1x15) averages over its
+conversion (noise bandwidth ~ data rate / 2), a SAR ADC (the ESP32's) takes it whole. The sampling device says so
+with ``observer_bw(hz)`` around its read, and the noise is scaled by sqrt(observer / sensor bandwidth).
 
 FUGU facts (firmware V1.1 calibration constants): ACS712-30A at 5 V, 66 mV/A, mounted reversed
 (firmware: I = -(v - midpoint) / 0.066); its output goes through a 3.3 k / 10 k divider (firmware multiplies the ADC
@@ -21,6 +23,23 @@ ACS712_R_PRIMARY_OHM = 1.2e-3  # conductor resistance, for the plant's wiring lo
 FUGU_ACS712_DIVIDER_OHM = (3.3e3, 10e3)  # (r_top, r_bottom)
 FUGU_VIN_DIVIDER_OHM = (200e3, 5.1e3)  # ratio 40.216 (firmware: 40.2156)
 FUGU_VOUT_DIVIDER_OHM = (47e3, 2e3)  # ratio 24.5 (firmware: 24.5)
+
+
+_OBSERVER_BW_HZ = [None]  # noise bandwidth of the device sampling right now (None: instantaneous sample)
+
+
+def observer_bw(hz):
+    """Set the noise bandwidth of the sampling device (None = an instantaneous sample); returns the old value."""
+    old = _OBSERVER_BW_HZ[0]
+    _OBSERVER_BW_HZ[0] = hz
+    return old
+
+
+def _noise_scale(bw_hz):
+    obs = _OBSERVER_BW_HZ[0]
+    if obs is None or obs >= bw_hz:
+        return 1.0
+    return (obs / bw_hz) ** 0.5
 
 
 def _make_rng(rng):
@@ -81,6 +100,7 @@ class ACS712:
         self.offset_error_v = float(offset_error_v)
         self.noise_rms_v = float(noise_rms_v)
         self.divider = divider
+        self.bw_hz = 80e3  # with FUGU's 1 nF filter capacitor
         self._rng = _make_rng(rng) if noise_rms_v > 0.0 else rng
 
     def sensor_v(self, i_a: float) -> float:
@@ -88,7 +108,7 @@ class ACS712:
         vcc = self.vcc_v
         v = 0.5 * vcc + self.direction * self.sensitivity_v_per_a * (vcc / 5.0) * i_a + self.offset_error_v
         if self.noise_rms_v > 0.0:
-            v += self._rng.gauss(0.0, self.noise_rms_v)
+            v += self._rng.gauss(0.0, self.noise_rms_v * _noise_scale(self.bw_hz))
         return 0.0 if v < 0.0 else (vcc if v > vcc else v)
 
     def v_out(self, i_a: float) -> float:
@@ -112,12 +132,13 @@ class ShuntAmp:
         self.offset_v = float(offset_v)
         self.noise_rms_v = float(noise_rms_v)
         self._k = self.gain * self.r_shunt_ohm
+        self.bw_hz = 100e3  # INA240-class amplifiers: ~400 kHz; output RC filters usually bring it to ~100 kHz
         self._rng = _make_rng(rng) if noise_rms_v > 0.0 else rng
 
     def v_out(self, i_a: float) -> float:
         v = self.v_ref_v + self._k * i_a + self.offset_v
         if self.noise_rms_v > 0.0:
-            v += self._rng.gauss(0.0, self.noise_rms_v)
+            v += self._rng.gauss(0.0, self.noise_rms_v * _noise_scale(self.bw_hz))
         vs = self.v_supply_v
         return 0.0 if v < 0.0 else (vs if v > vs else v)
 

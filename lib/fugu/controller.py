@@ -1,0 +1,191 @@
+"""The control loop: read -> protect -> limit -> track -> drive, for every power stage, once per control period;
+then, about once a second, the slow work (temperature and fan, charger, energy history, telemetry, settings).
+
+Data flows one way. Extensions (later) see a telemetry snapshot and may only request setting changes through the
+validated settings API; they never touch the gate.
+"""
+
+import time
+
+from fugu import charger as C
+from fugu.sensors import SensorError, ticks_diff
+from fugu import protection as P
+from fugu.stage import FAULT, IDLE, RUN, START
+
+try:
+    from supervisor import ticks_ms
+except ImportError:
+    from fugu.sensors import ticks_ms
+
+SLOW_MS = 1000
+IDLE_PERIOD_MS = 100  # nothing switching: sample at 10 Hz (and let the CPU rest)
+OVERRUN_MS = 100  # a control step longer than this is reported (the hardware watchdog catches real hangs)
+HISTORY_SAVE_MS = 3600000  # energy history to flash once an hour and at every day roll-over
+
+
+class Controller:
+    def __init__(self, hw, settings, charger, energy, history, thermal, log=print):
+        self.hw = hw
+        self.stages = hw.stages
+        self.settings = settings
+        self.charger = charger
+        self.energy = energy
+        self.history = history
+        self.thermal = thermal
+        self.log = log
+        self._gen = -1
+        self._t_last = ticks_ms()
+        self._t_slow = self._t_last
+        self._t_saved = self._t_last
+        self._slow_dt = 0
+        self.steps = 0
+        self.overruns = 0
+        self.faults_seen = 0
+        self.state = IDLE
+        self.apply_settings()
+
+    # -- settings ------------------------------------------------------------------------------------------------
+    def apply_settings(self):
+        s = self.settings
+        self._gen = s.generation
+        custom = {"v_absorb_cell_mv": s.get("custom_v_absorb_cell_mv"),
+                  "v_float_cell_mv": s.get("custom_v_float_cell_mv"),
+                  "v_rebulk_cell_mv": s.get("custom_v_rebulk_cell_mv"),
+                  "tail_ma_per_ah": s.get("custom_tail_ma_per_ah")}
+        i_max = min(s.get("i_charge_max_ma"), self.hw.ratings["i_out_max_ma"])
+        self.charger.configure(chem=s.get("battery_chem"), cells=s.get("battery_cells"),
+                               capacity_ah=s.get("battery_capacity_ah"), i_max_ma=i_max, custom=custom,
+                               equalize=s.get("equalize_enable"),
+                               temp_comp_uv_per_c_cell=s.get("temp_comp_uv_per_c_cell"))
+        self.thermal.configure(s.get("t_derate_start_c"), s.get("t_shutdown_c"), s.get("fan_on_c"),
+                               s.get("silent_mode"))
+        v_in_max = min(s.get("v_in_max_mv"), self.hw.ratings["v_in_max_mv"])
+        for st in self.stages:
+            st.v_in_max_mv = v_in_max
+            st.prot.v_in_max_mv = v_in_max
+            st.scan_interval_ms = s.get("scan_interval_s") * 1000
+        self._p_max_mw = s.get("p_max_w") * 1000
+
+    # -- the loop --------------------------------------------------------------------------------------------
+    def step(self):
+        now = ticks_ms()
+        dt = ticks_diff(now, self._t_last)
+        self._t_last = now
+        if dt > OVERRUN_MS and self.steps:
+            self.overruns += 1
+        allowed = self.thermal.derate_pct > 0
+        any_on = False
+        p_pv = 0
+        p_bat = 0
+        for st in self.stages:
+            try:
+                st.read()
+            except (SensorError, OSError):
+                if st.state != FAULT or st.fault != P.SENSOR:
+                    st.trip(P.SENSOR, now)
+                    self._report(st, P.SENSOR, now)
+                    st.new_fault = None
+                else:
+                    st.sensor_failing(now)
+                continue
+            if st.fault == P.SENSOR and st.state == FAULT:
+                st._recover(now)
+            else:
+                st.step(now, allowed)
+            if st.new_fault is not None:
+                self._report(st, st.new_fault, now)
+                st.new_fault = None
+            if st.state == RUN or st.state == START:
+                any_on = True
+                p_pv += st.p_in_mw
+                p_bat += st.p_out_mw
+        self.energy.add(p_pv, p_bat, dt)
+        self._slow_dt += dt
+        self.steps += 1
+        if ticks_diff(now, self._t_slow) >= SLOW_MS:
+            self._t_slow = now
+            self._slow(now, self._slow_dt)
+            self._slow_dt = 0
+        self.hw.feed()
+        if not any_on:
+            # nothing switching: a slow, quiet loop (dawn and dusk are seconds-scale events)
+            spent = ticks_diff(ticks_ms(), now)
+            if spent < IDLE_PERIOD_MS:
+                time.sleep((IDLE_PERIOD_MS - spent) / 1000)
+        return any_on
+
+    def _report(self, st, code, now):
+        self.faults_seen += 1
+        self.log("FAULT code=%s ch=%d t_ms=%d vin_mv=%d vout_mv=%d iin_ma=%d" % (
+            code, st.index, now, st.v_in, st.v_out, st.i_in))
+
+    def _slow(self, now, dt_ms):
+        if self.settings.generation != self._gen:
+            self.apply_settings()
+        hw = self.hw
+        th = self.thermal
+        before = th.fault
+        th.update(hw.ntc_volts())
+        if th.fault is not None and th.fault != before:
+            self.log("FAULT code=%s ch=-1 t_ms=%d temp_c=%s" % (th.fault, now, th.temp_c))
+        hw.set_fan(th.fan_on)
+        st0 = self.stages[0]
+        v_bat = st0.v_out
+        i_bat = 0
+        pv_ok = False
+        for st in self.stages:
+            i_bat += st.i_out
+            if st.v_in > st.v_out + 1000 or st.state == RUN:
+                pv_ok = True
+        ch = self.charger
+        t_bat = th.temp_c if hw.battery_temp_from_heatsink else None
+        ch.update(dt_ms, v_bat, i_bat, None if t_bat is None else int(t_bat), pv_ok)
+        # limits for each stage: the charger's targets and the power budget (derated), lowest wins
+        n_on = 0
+        for st in self.stages:
+            if st.state == RUN or st.state == START:
+                n_on += 1
+        n_on = n_on or 1
+        p_lim = self._p_max_mw * th.derate_pct // 100
+        if p_lim > hw.ratings["p_max_mw"]:
+            p_lim = hw.ratings["p_max_mw"]
+        for st in self.stages:
+            lim = st.limits
+            lim.v_out_mv = ch.v_target_mv
+            lim.i_out_ma = ch.i_limit_ma // n_on if ch.i_limit_ma else 1
+            lim.i_in_ma = hw.ratings["i_in_max_ma"]
+            lim.p_in_mw = p_lim // n_on if p_lim else 1
+            st.allowed = ch.i_limit_ma > 0 and ch.v_target_mv > 0
+            st.prot.set_charge_target(ch.v_target_mv)
+        self.history.tick(dt_ms, self._p_avg(), 0, v_bat, ch.stage, pv_ok)
+        if self.history.dirty and ticks_diff(now, self._t_saved) > HISTORY_SAVE_MS:
+            self._t_saved = now
+            self.history.save()
+        self.state = st0.mode_name()
+        self._stat(now)
+
+    def _p_avg(self):
+        p = 0
+        for st in self.stages:
+            p += st.p_in_mw
+        return p
+
+    def _stat(self, now):
+        st = self.stages[0]
+        th = self.thermal
+        e = self.energy
+        self.log("STAT t_ms=%d state=%s vin_mv=%d vout_mv=%d iin_ma=%d iout_ma=%d duty=%.4f p_w=%.1f e_wh=%.4f "
+                 "e_side=pv e_bat_wh=%.4f stage=%s limit=%s temp_c=%s fan=%d derate=%d scans=%d overruns=%d" % (
+                     now, self.state, st.v_in, st.v_out, st.i_in, st.i_out, st.gate.duty / (st.gate.top + 1),
+                     self._p_avg() / 1000, e.pv_wh(), e.bat_in_wh(), C.STAGE_NAMES[self.charger.stage],
+                     st.limits.binding if st.limited else "-",
+                     "%.1f" % th.temp_c if th.temp_c is not None else "nan", th.fan_on, th.derate_pct,
+                     st.tracker.scans, self.overruns))
+        if len(self.stages) > 1:
+            for s2 in self.stages[1:]:
+                self.log("STAT%d state=%s vin_mv=%d iin_ma=%d duty=%.4f" % (
+                    s2.index, s2.mode_name(), s2.v_in, s2.i_in, s2.gate.duty / (s2.gate.top + 1)))
+
+    def run(self, extensions=None):
+        while True:
+            self.step()

@@ -1,0 +1,239 @@
+"""Sensor layer: ADC backends (ADS1115/ADS1015/TLA2024 through their Adafruit drivers, or the MCU's analogio) and
+the scaling of each channel (divider, hall sensor, shunt amplifier) to integer mV and mA.
+
+Why our own read path: the Adafruit drivers set the chip up (gain, data rate, comparator), but their per-sample
+path polls the OS bit over I2C (~40 transactions per read at 860 SPS) and adafruit_ads1x15 3.0.5's continuous mode
+never changes channel. Here each sample is two I2C transactions from preallocated buffers: write the config with
+OS=1 (start), wait for the ALERT/RDY pin (conversion-ready mode) or, without it, poll the OS bit, read the result.
+Everything per sample is integer arithmetic, so a control step allocates nothing.
+"""
+
+import time
+
+try:
+    from supervisor import ticks_ms
+except ImportError:  # MicroPython without supervisor: close enough for timeouts
+    def ticks_ms():
+        return time.monotonic_ns() // 1000000
+
+_TICKS_MASK = (1 << 29) - 1
+
+# ADS1x15 / TLA202x config register fields
+_OS = 0x8000
+_MUX_SINGLE = 0x4000  # 100b: AIN0..3 against GND, plus channel << 12
+_MODE_SINGLE = 0x0100
+_QUE_DISABLE = 0x0003
+_QUE_ONE = 0x0000  # with Hi/Lo thresholds set for conversion-ready: ALERT/RDY = OS
+_PGA = {6.144: 0, 4.096: 1, 2.048: 2, 1.024: 3, 0.512: 4, 0.256: 5}
+_DR_ADS1115 = (8, 16, 32, 64, 128, 250, 475, 860)
+_DR_ADS1015 = (128, 250, 490, 920, 1600, 2400, 3300)
+
+
+class SensorError(OSError):
+    """A reading that must not be used as a number (bus error, no conversion, stuck or out of range)."""
+
+
+def ticks_diff(a, b):
+    """a - b in ms for supervisor.ticks_ms values (29-bit wrap)."""
+    d = (a - b) & _TICKS_MASK
+    if d >= 1 << 28:
+        d -= 1 << 29
+    return d
+
+
+class _AdsBase:
+    """Common fast path of the ADS1x15 family and the TLA2024 (same registers, 12 or 16 bits)."""
+
+    counts_full = 32767  # conversion code at +full scale
+    shift = 0
+
+    def __init__(self, i2c_device, pga_v, dr_code, conv_us, rdy=None):
+        self._dev = i2c_device
+        self._pga_v = pga_v
+        self._cfg_base = _OS | _MODE_SINGLE | (_PGA[pga_v] << 9) | (dr_code << 5)
+        self._cfg_base |= _QUE_ONE if rdy is not None else _QUE_DISABLE
+        self._rdy = rdy
+        self._wbuf = bytearray(3)
+        self._wbuf[0] = 0x01
+        self._ptr_conv = bytearray(1)  # pointer 0x00: conversion register
+        self._ptr_cfg = bytearray(b"\x01")
+        self._rbuf = bytearray(2)
+        self.conv_us = conv_us
+        # time.sleep has millisecond granularity on CircuitPython: sleep the whole ms of a conversion, poll the rest
+        self._sleep_s = (conv_us // 1000) / 1000
+        self.timeout_ms = 2 + (3 * conv_us) // 1000
+        self.uv_per_count = pga_v * 1e6 / (self.counts_full + 1)
+        self.transactions = 0
+
+    def start(self, ch):
+        cfg = self._cfg_base | (_MUX_SINGLE + (ch << 12))
+        w = self._wbuf
+        w[1] = cfg >> 8
+        w[2] = cfg & 0xFF
+        with self._dev as dev:
+            dev.write(w)
+        self.transactions += 1
+
+    def wait(self):
+        """Until the conversion is done: the RDY pin (no bus traffic) or the OS bit (1 = idle)."""
+        t0 = ticks_ms()
+        rdy = self._rdy
+        if self._sleep_s:
+            time.sleep(self._sleep_s)  # let the CPU (USB, BLE, Wi-Fi tasks) have the whole milliseconds
+        if rdy is not None:
+            while rdy.value:  # active low: high while converting
+                if ticks_diff(ticks_ms(), t0) > self.timeout_ms:
+                    raise SensorError("ADC: no conversion-ready signal")
+            return
+        b = self._rbuf
+        while True:
+            with self._dev as dev:
+                dev.write_then_readinto(self._ptr_cfg, b)
+            self.transactions += 1
+            if b[0] & 0x80:
+                return
+            if ticks_diff(ticks_ms(), t0) > self.timeout_ms:
+                raise SensorError("ADC: conversion never finished")
+
+    def result(self):
+        b = self._rbuf
+        with self._dev as dev:
+            dev.write_then_readinto(self._ptr_conv, b)
+        self.transactions += 1
+        v = (b[0] << 8) | b[1]
+        if v & 0x8000:
+            v -= 0x10000
+        return v >> self.shift
+
+    def read(self, ch):
+        self.start(ch)
+        self.wait()
+        return self.result()
+
+
+class ADS1115Backend(_AdsBase):
+    kind = "ADS1115"
+
+    def __init__(self, i2c, address=0x48, pga_v=2.048, rdy=None, data_rate=860):
+        from adafruit_ads1x15 import ADS1115
+
+        kw = {}
+        if rdy is not None:  # conversion-ready mode: Hi_thresh MSB 1, Lo_thresh MSB 0 (datasheet 9.3.8)
+            kw = {"comparator_queue_length": 1, "comparator_low_threshold": 0,
+                  "comparator_high_threshold": -32768}
+        self.driver = ADS1115(i2c, gain=_gain_of(pga_v), data_rate=data_rate, address=address, **kw)
+        _AdsBase.__init__(self, self.driver.i2c_device, pga_v, _DR_ADS1115.index(data_rate),
+                          1000000 // data_rate + 10, rdy)
+
+
+class ADS1015Backend(_AdsBase):
+    kind = "ADS1015"
+    counts_full = 2047
+    shift = 4
+
+    def __init__(self, i2c, address=0x48, pga_v=2.048, rdy=None, data_rate=3300):
+        from adafruit_ads1x15 import ADS1015
+
+        kw = {}
+        if rdy is not None:
+            kw = {"comparator_queue_length": 1, "comparator_low_threshold": 0,
+                  "comparator_high_threshold": -32768}
+        self.driver = ADS1015(i2c, gain=_gain_of(pga_v), data_rate=data_rate, address=address, **kw)
+        _AdsBase.__init__(self, self.driver.i2c_device, pga_v, _DR_ADS1015.index(data_rate),
+                          1000000 // data_rate + 10, rdy)
+
+
+class TLA2024Backend(_AdsBase):
+    """TLA2024: no ALERT/RDY pin and no threshold registers; the OS bit is polled (our poll waits while OS=0,
+    the datasheet meaning; the driver's own one-shot loop has it backwards, see CIRCUITPYTHON-FACTS)."""
+
+    kind = "TLA2024"
+    counts_full = 2047
+    shift = 4
+
+    def __init__(self, i2c, address=0x48, pga_v=2.048, rdy=None, data_rate=3300):
+        from adafruit_tla202x import TLA2024, DataRate, Range
+
+        drv = TLA2024(i2c, address=address)
+        drv.range = {6.144: Range.RANGE_6_144V, 4.096: Range.RANGE_4_096V, 2.048: Range.RANGE_2_048V,
+                     1.024: Range.RANGE_1_024V, 0.512: Range.RANGE_0_512V, 0.256: Range.RANGE_0_256V}[pga_v]
+        drv.data_rate = getattr(DataRate, "RATE_%dSPS" % data_rate)
+        self.driver = drv
+        _AdsBase.__init__(self, drv.i2c_device, pga_v, _DR_ADS1015.index(data_rate),
+                          1000000 // data_rate + 10, None)
+        self._cfg_base &= ~0x001F
+        self._cfg_base |= 0x0003  # bits 4:0 reserved: write 00011b
+
+
+class AnalogBackend:
+    """The MCU's own ADC (analogio): 16-bit scaled values of a calibrated millivolt reading (ESP32-S3: 12 bits,
+    12 dB). Pins are created once; on the ESP32 port every read sets the ADC unit up again, so it is slow."""
+
+    kind = "analogio"
+    counts_full = 65535
+    shift = 0
+
+    def __init__(self, analogio_mod, pins, v_ref_v=3.3):
+        self._ins = [analogio_mod.AnalogIn(p) if p is not None else None for p in pins]
+        self.uv_per_count = v_ref_v * 1e6 / 65535
+        self.transactions = 0
+
+    def read(self, ch):
+        a = self._ins[ch]
+        if a is None:
+            raise SensorError("analog channel %d has no pin" % ch)
+        return a.value
+
+
+def _gain_of(pga_v):
+    return {6.144: 2 / 3, 4.096: 1, 2.048: 2, 1.024: 4, 0.512: 8, 0.256: 16}[pga_v]
+
+
+class Scale:
+    """quantity = ((raw - zero) * m + half) >> s, integers only; m < 2**15 keeps every product a small int."""
+
+    def __init__(self, per_count, zero=0):
+        self.set(per_count, zero)
+
+    def set(self, per_count, zero=None):
+        self.per_count = per_count
+        if zero is not None:
+            self.zero = int(zero)
+        s = 0
+        a = abs(per_count)
+        if a > 0:
+            while a * (1 << (s + 1)) < 32767 and s < 24:
+                s += 1
+        self.m = int(per_count * (1 << s) + (0.5 if per_count >= 0 else -0.5))
+        self.s = s
+        self.half = (1 << (s - 1)) if s > 0 else 0
+
+    def __call__(self, raw):
+        return ((raw - self.zero) * self.m + self.half) >> self.s
+
+
+def channel_scale(sense, uv_per_count, cal_ppm=0):
+    """Scale from ADC counts to mV (dividers) or mA (hall sensor, shunt amplifier) for one sense entry of a board
+    config; cal_ppm is the unit's gain calibration (settings). Returns (Scale, is_current)."""
+    kind = sense["kind"]
+    g = 1.0 + cal_ppm * 1e-6
+    cal = sense.get("cal", {})
+    g *= cal.get("gain", 1.0)
+    v_count = uv_per_count * 1e-6  # pin volts per count
+    if kind == "divider":
+        ratio = (sense["r_top_ohm"] + sense["r_bottom_ohm"]) / sense["r_bottom_ohm"]
+        zero = -cal.get("offset_mv", 0) / (v_count * 1000 * ratio * g) if cal.get("offset_mv") else 0
+        return Scale(v_count * 1000 * ratio * g, zero), False
+    if kind == "acs712":
+        div = 1.0
+        if sense.get("r_top_ohm"):
+            div = sense["r_bottom_ohm"] / (sense["r_top_ohm"] + sense["r_bottom_ohm"])
+        vcc = sense.get("vcc_v", 5.0)
+        sens = sense["v_per_a"] * vcc / 5.0 * sense.get("direction", 1)  # ratiometric
+        zero = 0.5 * vcc * div / v_count
+        return Scale(v_count / div / sens * 1000 * g, zero), True
+    if kind == "shunt":
+        sens = sense["r_shunt_ohm"] * sense["gain"] * sense.get("direction", 1)
+        zero = sense.get("v_ref_v", 1.65) / v_count
+        return Scale(v_count / sens * 1000 * g, zero), True
+    raise ValueError("sense kind %r" % kind)

@@ -1,0 +1,328 @@
+"""One power stage at run time: its sensors (scaled to integer mV/mA), gate driver, protections, tracker and limit
+regulators, and its state machine (IDLE -> START -> RUN (scan/track/limited) -> IDLE, or FAULT with back-off).
+
+The controller calls step() once per control period; everything in it is integer arithmetic on preallocated state.
+"""
+
+from fugu import protection as P
+from fugu.limits import Limits
+from fugu.sensors import SensorError, channel_scale, ticks_diff
+from fugu.tracker import FINE, SCAN, Tracker
+
+IDLE = "IDLE"
+START = "START"
+RUN = "RUN"
+FAULT = "FAULT"
+
+START_MARGIN_MV = 2000  # PV must exceed the battery by this much (and stay there) before a start
+START_HOLD_MS = 1000
+I_BACKFLOW_ON_MA = 300  # backflow MOSFET on above this forward current (its body diode carries less)
+I_BACKFLOW_OFF_MA = 120
+I_RUN_MIN_MA = 40  # below this for LOW_POWER_MS the stage stops (dusk): switching losses exceed the harvest
+LOW_POWER_MS = 3000
+BACKOFF_MIN_MS = 5000
+BACKOFF_MAX_MS = 300000
+ZERO_SAMPLES = 32
+STUCK_SAMPLES = 600  # identical raw current readings in a row while running = stuck ADC
+SCAN_SPACING_MS = 15000  # at most one shade-triggered scan per 15 s (cloud edges also drop power)
+
+
+class Stage:
+    def __init__(self, index, adc, sense, gate, prot, cal=None, log=print):
+        self.index = index
+        self.adc = adc
+        self.gate = gate
+        self.prot = prot
+        self.log = log
+        cal = cal or {}
+        upc = adc.uv_per_count
+        self.ch_vin = sense["v_in"]["ch"]
+        self.ch_vout = sense["v_out"]["ch"]
+        self.ch_iin = sense["i_in"]["ch"]
+        self.sc_vin, _ = channel_scale(sense["v_in"], upc, cal.get("v_in", 0))
+        self.sc_vout, _ = channel_scale(sense["v_out"], upc, cal.get("v_out", 0))
+        self.sc_iin, _ = channel_scale(sense["i_in"], upc, cal.get("i_in", 0))
+        self.has_iout = "i_out" in sense
+        if self.has_iout:
+            self.ch_iout = sense["i_out"]["ch"]
+            self.sc_iout, _ = channel_scale(sense["i_out"], upc, cal.get("i_out", 0))
+        self.tracker = Tracker()
+        self.limits = Limits(gate.top)
+        self.state = IDLE
+        self.fault = None
+        self.v_in = self.v_out = self.i_in = self.i_out = 0
+        self.p_in_mw = 0
+        self.p_out_mw = 0
+        self.raw_iin = 0
+        self._raw_iout = 0
+        self.duty_f = 0
+        self.v_in_max_mv = prot.v_in_max_mv
+        self.v_oc_mv = 0
+        self._t_state = 0
+        self._t_ok = 0
+        self._t_fault_ok = -1
+        self._backoff_ms = BACKOFF_MIN_MS
+        self._t_next_start = 0
+        self._n_fwd = 0
+        self._n_low = 0
+        self._t_low = 0
+        self._start_steps = 0
+        self._zero_acc = 0
+        self._zero_n = 0
+        self._zero_acc_o = 0
+        self._stuck = 0
+        self.limited = False
+        self.allowed = False  # the charger allows charging (set once a second by the controller)
+        self.scan_interval_ms = 600000
+        self._t_scan = 0
+        self._p_slow = 0
+        self._t_scan_drop = 0
+        self.trips = 0
+        self.new_fault = None
+        self._collapsed = False
+
+    # -- sensing -----------------------------------------------------------------------------------------------
+    def read(self):
+        adc = self.adc
+        r = adc.read(self.ch_vin)
+        self.v_in = self.sc_vin(r)
+        r = adc.read(self.ch_iin)
+        if r == self.raw_iin and self.state == RUN:
+            self._stuck += 1
+        else:
+            self._stuck = 0
+        self.raw_iin = r
+        self.i_in = self.sc_iin(r)
+        r = adc.read(self.ch_vout)
+        self.v_out = self.sc_vout(r)
+        if self.has_iout:
+            r = adc.read(self.ch_iout)
+            self._raw_iout = r
+            self.i_out = self.sc_iout(r)
+        if self._stuck >= STUCK_SAMPLES:
+            self._stuck = 0
+            raise SensorError("ADC reading stuck")
+        self.p_in_mw = (self.v_in // 10) * self.i_in // 100
+        if self.has_iout:
+            self.p_out_mw = (self.v_out // 10) * self.i_out // 100
+        elif self.state == RUN or self.state == START:
+            # no output sensor: estimate from input power (97 % efficiency) - only used for display/energy
+            self.p_out_mw = self.p_in_mw * 97 // 100
+            self.i_out = (self.p_out_mw // (self.v_out // 100)) * 10 if self.v_out > 1000 else 0
+        else:
+            self.p_out_mw = 0
+            self.i_out = 0
+
+    def _zero_track(self):
+        """Hall/shunt zero point while the converter is off (no current can flow): a block average, never a
+        dead-band; re-done whenever the stage idles."""
+        self._zero_acc += self.raw_iin
+        if self.has_iout:
+            self._zero_acc_o += self._raw_iout
+        self._zero_n += 1
+        if self._zero_n >= ZERO_SAMPLES:
+            n = self._zero_n
+            self.sc_iin.zero = (self._zero_acc + n // 2) // n
+            if self.has_iout:
+                self.sc_iout.zero = (self._zero_acc_o + n // 2) // n
+            self._zero_acc = 0
+            self._zero_acc_o = 0
+            self._zero_n = 0
+
+    # -- state machine -------------------------------------------------------------------------------------------
+    def trip(self, code, now):
+        self.gate.stop()
+        self.state = FAULT
+        self.fault = code
+        self.new_fault = code
+        self.trips += 1
+        self._t_state = now
+        self._t_fault_ok = -1
+
+    def sensor_failing(self, now):
+        """Another failed read while in the SENSOR fault: the recovery timer starts again."""
+        self._t_fault_ok = -1
+
+    def stop(self, now, backoff=True):
+        self.gate.stop()
+        ran_ms = ticks_diff(now, self._t_state)
+        if self.state == RUN and ran_ms > 300000:
+            self.trips = 0  # a good long run forgives earlier faults
+        if backoff:
+            if ran_ms < 60000:
+                self._backoff_ms = min(self._backoff_ms * 2, BACKOFF_MAX_MS)
+            else:
+                self._backoff_ms = BACKOFF_MIN_MS
+        self.state = IDLE
+        self._t_state = now
+        self._t_next_start = now + self._backoff_ms
+        self._t_ok = 0
+        self.limited = False
+
+    def step(self, now, running_ok):
+        """One control period after read(). running_ok: no global condition (temperature, charger) forbids
+        switching."""
+        running = self.state == RUN or self.state == START
+        code = self.prot.check(self.v_in, self.i_in, self.v_out, self.i_out if self.has_iout else None, running)
+        if code is not None:
+            if self.state != FAULT or code != self.fault:
+                if code == P.BAT_ABSENT and self.state == IDLE and self.fault == P.BAT_ABSENT:
+                    return
+                self.trip(code, now)
+            return
+        st = self.state
+        if st == IDLE:
+            self._idle(now, running_ok)
+        elif st == FAULT:
+            self._recover(now)
+        elif not running_ok:
+            self.stop(now, backoff=False)
+        else:
+            self._run(now)
+
+    def _idle(self, now, running_ok):
+        self._zero_track()
+        v_in = self.v_in
+        v_out = self.v_out
+        self.v_oc_mv = v_in
+        ok = (running_ok and self.allowed and v_out >= P.V_BAT_PRESENT_MV and v_in > v_out + START_MARGIN_MV
+              and v_in < self.v_in_max_mv and self.gate.counts(v_out, v_in) < self.gate.d_max * 9 // 10)
+        if not ok:
+            self._t_ok = 0
+            return
+        if self._t_ok == 0:
+            self._t_ok = now
+            return
+        if ticks_diff(now, self._t_ok) < START_HOLD_MS or ticks_diff(now, self._t_next_start) < 0:
+            return
+        # soft start from the predicted duty: V_out / V_in gives (almost) no current step
+        d0 = self.gate.counts(v_out, v_in)
+        self.gate.start(d0)
+        self.duty_f = self.gate.duty * FINE
+        self.state = START
+        self._t_state = now
+        self._start_steps = 0
+        self._n_fwd = 0
+        self._n_low = 0
+        self._collapsed = False
+
+    def _recover(self, now):
+        code = self.fault
+        if self.prot.condition_holds(code, self.v_in, self.v_out):
+            if self._t_fault_ok < 0:
+                self._t_fault_ok = now
+            held = ticks_diff(now, self._t_fault_ok)
+        else:
+            self._t_fault_ok = -1
+            held = 0
+        if self.prot.recovered(code, self.v_in, self.v_out, held):
+            self.fault = None
+            self.stop(now, backoff=False)
+            # a fault that keeps coming back waits longer each time (5 s, 10 s, ... 5 min)
+            self._t_next_start = now + (self._backoff_ms if self.trips > 1 else 0)
+            if self.trips > 1:
+                self._backoff_ms = min(self._backoff_ms * 2, BACKOFF_MAX_MS)
+
+    def bounds(self):
+        """(d_lo, d_hi) in fine units. The floor V_out / V_oc (the panel's open-circuit voltage, measured while
+        idle, capped by the input limit) means the stage can never push the panel node above the voltage where
+        the panel would start to take current back, nor above v_in_max if the panel vanishes. A floor from the
+        present V_in would pull the duty back up after every downward move while the input capacitor is still
+        charging. The ceiling is the bootstrap limit."""
+        g = self.gate
+        v_top = self.v_oc_mv if self.v_oc_mv else self.v_in_max_mv
+        if v_top > self.v_in_max_mv:
+            v_top = self.v_in_max_mv
+        return g.counts(self.v_out, v_top) * FINE, g.d_max * FINE
+
+    def _run(self, now):
+        g = self.gate
+        i_in = self.i_in
+        # backflow MOSFET: only while the panel delivers forward current
+        if i_in > I_BACKFLOW_ON_MA:
+            self._n_fwd += 1
+            if self._n_fwd >= 3:
+                g.set_backflow(True)
+        elif i_in < I_BACKFLOW_OFF_MA:
+            self._n_fwd = 0
+            g.set_backflow(False)
+        d_lo, d_hi = self.bounds()
+        if d_lo >= d_hi:
+            self.stop(now)
+            return
+        tr = self.tracker
+        if self.state == START:
+            self._start_steps += 1
+            if self._start_steps == 2:
+                g.restore_frequency()
+            if self._start_steps >= 3:
+                self.state = RUN
+                self._t_scan = now
+                if not tr.start_scan(d_lo, d_hi, self.v_oc_mv):
+                    tr.begin(self.duty_f)
+            return
+        # dusk / no light: stop instead of switching for nothing
+        if i_in < I_RUN_MIN_MA and tr.mode != SCAN:
+            if self._n_low == 0:
+                self._t_low = now
+            self._n_low += 1
+            if ticks_diff(now, self._t_low) > LOW_POWER_MS:
+                if self._collapsed:  # power fell from a real level to nothing and a scan found none: PV lost
+                    self.new_fault = P.PV_LOST
+                self.stop(now)
+                return
+        else:
+            self._n_low = 0
+        p = self.p_in_mw
+        # shade / sudden change: a global scan (at most one per SCAN_SPACING_MS)
+        if tr.mode != SCAN and not self.limited:
+            if self._p_slow == 0:
+                self._p_slow = p
+            self._p_slow += (p - self._p_slow) >> 6
+            due = self.scan_interval_ms and ticks_diff(now, self._t_scan) > self.scan_interval_ms
+            drop = p * 10 < self._p_slow * 7 and ticks_diff(now, self._t_scan) > SCAN_SPACING_MS
+            # a collapse (shade over the operating point, or the panel gone): scan now; if the scan finds
+            # nothing either, the low-power stop ends the run and reports PV_LOST
+            collapse = p * 4 < self._p_slow and self._p_slow > 20000
+            if collapse:
+                self._collapsed = True
+            if due or drop or collapse:
+                self._t_scan = now
+                self._p_slow = 0
+                tr.start_scan(d_lo, d_hi)
+        d_req = tr.update(p, self.v_in, d_lo, d_hi)
+        if tr.scan_done:
+            tr.scan_done = False
+            self.log("SCAN ch=%d t_ms=%d best_w=%.1f v_mv=%d" % (self.index, now, tr.last_scan_best_mw / 1000,
+                                                                 tr.last_scan_v_mv))
+        allow = self.limits.step(self.v_in, i_in, self.v_out, self.i_out)
+        d_allow = self.duty_f + allow
+        if d_req > d_allow:
+            if d_allow < d_lo:
+                # a limit wants less than the stage can deliver while switching (battery full, tiny current)
+                self.stop(now, backoff=False)
+                self._t_next_start = now + 2000
+                return
+            d = d_allow
+            self.limited = True
+            tr.sync(d)
+        else:
+            d = d_req
+            self.limited = False
+            # downward moves (towards the panel's open circuit) are slewed: a step down excites the input LC, and
+            # with no panel to damp it (disconnected) the ringing would overshoot the input node
+            slew = self.duty_f >> 5
+            if slew < 4 * FINE:
+                slew = 4 * FINE
+            if d < self.duty_f - slew:
+                d = self.duty_f - slew
+                tr.ramping()
+        self.duty_f = d
+        g.set_duty(d // FINE)
+
+    def mode_name(self):
+        if self.state != RUN:
+            return self.state if self.state != FAULT else "FAULT"
+        if self.limited:
+            return "LIMIT"
+        return "SCAN" if self.tracker.mode == SCAN else "TRACK"
