@@ -1,5 +1,7 @@
 """Stand-in for ``storage``. On the host the firmware's own files are not remounted; mount() keeps a table so the
-firmware can find its filesystems, and VfsFat (for the SD card) is provided by the SD emulation when present."""
+firmware can find its filesystems (``getmount("/sd")``). ``VfsFat`` is FatFs running on the firmware's block device
+(sim/hal/_vfsfat.py), unless the board provides ``vfsfat_factory``. Filesystems with ``mount``/``umount`` methods
+(VfsFat) are told, as the core tells them."""
 
 from sim.simboard import active
 
@@ -18,13 +20,18 @@ def remount(mount_path, readonly=False, *, disable_concurrent_write_protection=F
 def mount(filesystem, mount_path, *, readonly=False):
     if mount_path in _mounts():
         raise OSError(1, "EPERM")
+    if isinstance(filesystem, _VfsFat):
+        filesystem.mount(readonly, False)  # raises OSError(ENODEV) when there is no FAT, as the core
     _mounts()[mount_path] = {"fs": filesystem, "readonly": readonly}
 
 
 def umount(mount):
     for k in list(_mounts()):
         if k == mount or _mounts()[k].get("fs") is mount:
+            fs = _mounts()[k].get("fs")
             del _mounts()[k]
+            if isinstance(fs, _VfsFat):
+                fs.umount()
             return
     raise OSError(22, "EINVAL")
 
@@ -48,8 +55,19 @@ def enable_usb_drive():
     pass
 
 
-def VfsFat(block_device):  # noqa: N802 (CircuitPython's name)
-    factory = getattr(active(), "vfsfat_factory", None)
-    if factory is None:
-        raise OSError(19, "No FAT filesystem emulation on this simulated board")
-    return factory(block_device)
+try:
+    from _vfsfat import VfsFat as _VfsFat  # noqa: E402 (needs the fatfs-ng wheel)
+except ImportError:  # pragma: no cover
+    class _VfsFat:
+        def __init__(self, block_device):
+            raise OSError(19, "No FAT filesystem on this host (pip install fatfs-ng)")
+
+
+class VfsFat(_VfsFat):
+    """storage.VfsFat(block_device): FatFs on the block device (a board's ``vfsfat_factory`` replaces it)."""
+
+    def __new__(cls, block_device):
+        factory = getattr(active(), "vfsfat_factory", None)
+        if factory is not None:
+            return factory(block_device)
+        return super().__new__(cls)
