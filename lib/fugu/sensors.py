@@ -111,36 +111,46 @@ class _AdsBase:
         return self.result()
 
 
-class ADS1115Backend(_AdsBase):
-    kind = "ADS1115"
+class _ADS1x15Backend(_AdsBase):
+    """ADS1115/ADS1015: the Adafruit driver sets gain, data rate and (with a RDY pin) conversion-ready mode:
+    Hi_thresh MSB 1, Lo_thresh MSB 0 (datasheet 9.3.8)."""
 
-    def __init__(self, i2c, address=0x48, pga_v=2.048, rdy=None, data_rate=860):
-        from adafruit_ads1x15 import ADS1115
+    rates = _DR_ADS1115
+    default_rate = 860
 
-        kw = {}
-        if rdy is not None:  # conversion-ready mode: Hi_thresh MSB 1, Lo_thresh MSB 0 (datasheet 9.3.8)
-            kw = {"comparator_queue_length": 1, "comparator_low_threshold": 0,
-                  "comparator_high_threshold": -32768}
-        self.driver = ADS1115(i2c, gain=_gain_of(pga_v), data_rate=data_rate, address=address, **kw)
-        _AdsBase.__init__(self, self.driver.i2c_device, pga_v, _DR_ADS1115.index(data_rate),
-                          1000000 // data_rate + 10, rdy)
-
-
-class ADS1015Backend(_AdsBase):
-    kind = "ADS1015"
-    counts_full = 2047
-    shift = 4
-
-    def __init__(self, i2c, address=0x48, pga_v=2.048, rdy=None, data_rate=3300):
-        from adafruit_ads1x15 import ADS1015
-
+    def __init__(self, i2c, address=0x48, pga_v=2.048, rdy=None, data_rate=None):
+        data_rate = data_rate or self.default_rate
         kw = {}
         if rdy is not None:
             kw = {"comparator_queue_length": 1, "comparator_low_threshold": 0,
                   "comparator_high_threshold": -32768}
-        self.driver = ADS1015(i2c, gain=_gain_of(pga_v), data_rate=data_rate, address=address, **kw)
-        _AdsBase.__init__(self, self.driver.i2c_device, pga_v, _DR_ADS1015.index(data_rate),
+        self.driver = self._driver_class()(i2c, gain=_gain_of(pga_v), data_rate=data_rate, address=address, **kw)
+        _AdsBase.__init__(self, self.driver.i2c_device, pga_v, self.rates.index(data_rate),
                           1000000 // data_rate + 10, rdy)
+
+
+class ADS1115Backend(_ADS1x15Backend):
+    kind = "ADS1115"
+
+    @staticmethod
+    def _driver_class():
+        from adafruit_ads1x15 import ADS1115
+
+        return ADS1115
+
+
+class ADS1015Backend(_ADS1x15Backend):
+    kind = "ADS1015"
+    counts_full = 2047
+    shift = 4
+    rates = _DR_ADS1015
+    default_rate = 3300
+
+    @staticmethod
+    def _driver_class():
+        from adafruit_ads1x15 import ADS1015
+
+        return ADS1015
 
 
 class TLA2024Backend(_AdsBase):
