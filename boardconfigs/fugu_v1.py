@@ -19,6 +19,9 @@ BOARD = {
     },
     "i2c_hz": 400000,
     "adc": {"type": "ADS1115", "address": 0x48, "pga_v": 2.048},
+    # the same footprint takes an ADS1015 (12 bit, up to 3300 SPS: what many FUGU builds carry) or a TLA2024 (the
+    # ADS1015's register set without ALERT/RDY); the scenario key board.adc swaps the simulated chip
+    "adc_alternatives": ("ADS1015", "TLA2024"),
     # what each ADC input sees: scale maps pin volts to the quantity
     "sense": {
         "v_in": {"ch": 3, "kind": "divider", "r_top_ohm": 200000, "r_bottom_ohm": 5100, "node": "input_cap"},
@@ -38,5 +41,6 @@ BOARD = {
         "r_boot_ohm": 10.0,
         "v_cc_v": 12.0,
     },
-    "ratings": {"v_in_max_mv": 80000, "i_in_max_ma": 30000, "v_out_max_mv": 50000, "i_out_max_ma": 35000},
+    "ratings": {"v_in_max_mv": 80000, "i_in_max_ma": 30000, "v_out_max_mv": 50000, "i_out_max_ma": 35000,
+                "p_max_mw": 1000000},
 }

@@ -1,5 +1,6 @@
-"""Turn a validated Scenario into a FuguSim: board config, PV source, battery, load, cost model, nvm contents."""
+"""Turn a validated Scenario into a FuguSim: board config, PV source(s), battery, load, cost model, nvm contents."""
 
+import copy
 import importlib
 
 from sim.simboard import CostModel
@@ -42,19 +43,40 @@ def build_load(load):
     return DCLoad(load["kind"], load["value"])
 
 
+# board.current_sensor = "shunt": the hall sensors become fugu_shunt's INA240A1 + 0.5 mOhm (10 mV/A at 1.65 V)
+SHUNT_SENSOR = {"kind": "shunt", "r_shunt_ohm": 0.0005, "gain": 20.0, "v_ref_v": 1.65, "v_supply_v": 3.3}
+
+
+def with_shunts(config):
+    """A copy of the board config with every hall current sensor replaced by SHUNT_SENSOR (same ADC input)."""
+    config = copy.deepcopy(config)
+    senses = [c["sense"] for c in config["channels"]] if config.get("channels") else [config["sense"]]
+    for sense in senses:
+        for name, s in list(sense.items()):
+            if s["kind"] == "acs712":
+                new = dict(SHUNT_SENSOR, ch=s["ch"])
+                if "pin" in s:
+                    new["pin"] = s["pin"]
+                sense[name] = new
+    return config
+
+
+def build_pvs(scenario):
+    """One PV source per power stage of the board: [pv] on channel 0, [pv2] (or a copy of [pv]) on the others."""
+    n = getattr(scenario, "board_channels", 1)
+    pv2 = getattr(scenario, "pv2", None) or scenario.pv
+    return [build_pv(scenario.pv)] + [build_pv(pv2) for _ in range(n - 1)]
+
+
 def build_sim(scenario):
     from fugu.boardid import encode_board_id
 
     bc = scenario.board
     config = load_board_config(bc["config"])
-    if bc.get("current_sensor") == "shunt" and "i_in" in config["sense"] and config["sense"]["i_in"][
-            "kind"] != "shunt":
-        config = dict(config)
-        sense = dict(config["sense"])
-        sense["i_in"] = {"ch": sense["i_in"]["ch"], "kind": "shunt", "r_shunt_ohm": 0.001, "gain": 50.0,
-                         "v_ref_v": 1.65}
-        config["sense"] = sense
-    pv = build_pv(scenario.pv)
+    if bc.get("current_sensor") == "shunt":
+        config = with_shunts(config)
+    pvs = build_pvs(scenario)
+    pv = pvs if len(pvs) > 1 else pvs[0]
     battery = build_battery(scenario.battery, scenario.ambient_c(0.0))
     load = build_load(scenario.load)
     cost = CostModel(**bc.get("cost", {}))

@@ -44,6 +44,12 @@ Schema (scenarios/README.md has the same with examples)::
                                        #   the array's curve split into that many equal parts)
                                        # (en50530 describes the whole array: series = parallel = 1)
 
+    [pv2]                              # optional, boards with two power stages only: the second channel's array
+    source = "cec"                     # the [pv] keys; without source the array is a copy of [pv]'s
+    irradiance_scale = 0.6             # factor on [irradiance] for this array, 0..2 (default 1): another orientation
+    shade = [[0, [1.0, 0.5, 1.0]], ...]  # as [shade] points, for this array (series * substrings entries)
+                                       # (without [pv2] a two-channel board gets a copy of [pv] on channel 1)
+
     [irradiance]                       # plane-of-array W/m2 (0..2000) over time
     profile = "constant"               # constant: value
                                        # points: points = [[t_s, w_m2], ...], piecewise linear, clamped outside;
@@ -111,7 +117,8 @@ from sim import profiles
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_START = "2026-06-21T00:00:00Z"
 
-SECTIONS = ("scenario", "board", "pv", "irradiance", "temperature", "shade", "battery", "load", "faults", "settings")
+SECTIONS = ("scenario", "board", "pv", "pv2", "irradiance", "temperature", "shade", "battery", "load", "faults",
+            "settings")
 REQUIRED_SECTIONS = ("scenario", "board", "pv", "irradiance", "battery")
 
 ADCS = ("ADS1115", "ADS1015", "TLA2024", "internal")
@@ -123,6 +130,7 @@ PV_KEYS = {
     "en50530": ("source", "p_mpp_w", "v_mpp_v", "technology", "substrings"),
     "iv_csv": ("source", "file", "series", "parallel", "substrings"),
 }
+PV2_EXTRA_KEYS = ("irradiance_scale", "shade")
 EN50530_TECHNOLOGIES = ("cSi", "thin_film")
 IRRADIANCE_PROFILES = ("constant", "points", "clear_sky", "broken_clouds", "en50530_seq1", "en50530_seq2")
 _CLEAR_SKY_KEYS = ("latitude", "longitude", "tilt_deg", "azimuth_deg", "peak", "step_s", "albedo", "altitude_m")
@@ -162,8 +170,9 @@ class Scenario:
     [(v, i), ...]), irradiance (dict: the [irradiance] section as given, with defaults), irradiance_points
     [(t_s, w_m2), ...] or None for a constant, profile_duration_s (what an en50530 sequence needs; else None),
     temperature (dict: ambient_c (number or the points list), cell ("noct" | "ambient" | number), noct_c),
-    shade_points (list or None), battery (dict), load (dict or None), faults (list of dicts t_s, kind, value,
-    sorted by t_s), settings (dict), path (Path of the file), overrides (dict as given).
+    shade_points (list or None), pv2 (dict like pv plus irradiance_scale and shade_points, or None without
+    [pv2]), board_channels (power stages of the board config), battery (dict), load (dict or None), faults (list
+    of dicts t_s, kind, value, sorted by t_s), settings (dict), path (Path of the file), overrides (dict as given).
     """
 
     def __init__(self):
@@ -180,6 +189,8 @@ class Scenario:
         self.profile_duration_s = None
         self.temperature = None
         self.shade_points = None
+        self.pv2 = None
+        self.board_channels = 1
         self.battery = None
         self.load = None
         self.faults = []
@@ -197,6 +208,7 @@ class Scenario:
         self._cell_fixed = None
         self._noct_k = (45.0 - 20.0) / 800.0
         self._shade = None
+        self._shade2 = None
         self._load = None
         self._load_const = 0.0
         self._amb_points = []
@@ -233,6 +245,11 @@ class Scenario:
         """Per-sub-string irradiance factors (tuple of series * substrings floats) at t_s, or None without
         [shade]."""
         sh = self._shade
+        return None if sh is None else sh(t_s)
+
+    def shade2(self, t_s):
+        """[pv2] shade: per-sub-string factors of the second channel's array at t_s, or None."""
+        sh = self._shade2
         return None if sh is None else sh(t_s)
 
     def load_fraction(self, t_s):
@@ -493,6 +510,7 @@ class _Validator:
         self._scenario(sc, self.table(raw, "scenario"))
         self._board(sc, self.table(raw, "board"))
         self._pv(sc, self.table(raw, "pv"))
+        self._pv2(sc, self.table(raw, "pv2"))
         self._temperature(sc, self.table(raw, "temperature") or {})
         self._faults(sc, raw.get("faults"))  # before [battery]: an ambient_step at t = 0 sets its default temp_c
         self._irradiance(sc, self.table(raw, "irradiance"))
@@ -569,9 +587,51 @@ class _Validator:
         self.keys(mod_tab, "board.modules", EXTENSION_MODULES)
         board["modules"] = {m: self.boolean("board.modules", m, mod_tab.get(m, False)) for m in EXTENSION_MODULES}
         sc.board = board
+        sc.board_channels = self._board_channels(sec, cfg_path)
+
+    def _board_channels(self, sec, cfg_path):
+        """How many power stages the board config has (it is read here, so a broken file fails at load time)."""
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("_scenario_boardconfig_check", cfg_path)
+        mod = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(mod)
+            cfg = mod.BOARD
+            chans = cfg.get("channels")
+        except Exception as e:  # noqa: BLE001 - any error in the config file is the scenario's problem to report
+            self.fail(sec, "config", "boardconfigs/%s: cannot read its BOARD dict: %s: %s"
+                      % (cfg_path.name, type(e).__name__, e))
+        return len(chans) if chans else 1
 
     def _pv(self, sc, tab):
-        sec = "pv"
+        sc.pv = self._pv_block("pv", tab)
+
+    def _pv2(self, sc, tab):
+        if tab is None:
+            return
+        sec = "pv2"
+        if sc.board_channels < 2:
+            self.fail(sec, None, "board %r has one power stage: [pv2] needs a two-channel board (e.g. fugu_dual)"
+                      % sc.board["config"])
+        all_pv_keys = tuple(sorted(set(k for ks in PV_KEYS.values() for k in ks)))
+        self.keys(tab, sec, PV2_EXTRA_KEYS + all_pv_keys)
+        block = {k: v for k, v in tab.items() if k not in PV2_EXTRA_KEYS}
+        if block:
+            if "source" not in block:
+                self.fail(sec, next(iter(block)), "without source = ... [pv2] copies [pv]; give a whole PV block "
+                          "(source and its keys) or only %s" % ", ".join(PV2_EXTRA_KEYS))
+            pv2 = self._pv_block(sec, block)
+        else:
+            pv2 = copy.deepcopy(sc.pv)
+        pv2["irradiance_scale"] = self.num(sec, "irradiance_scale", tab.get("irradiance_scale", 1.0), 0.0, 2.0)
+        pv2["shade_points"] = None
+        if "shade" in tab:
+            pv2["shade_points"] = self._shade_points(sec, "shade", tab["shade"], pv2)
+            sc._shade2 = profiles.PiecewiseLinearVec(pv2["shade_points"])
+        sc.pv2 = pv2
+
+    def _pv_block(self, sec, tab):
         if "source" not in tab:
             self.fail(sec, "source", "missing required key (one of %s)" % ", ".join(PV_SOURCES))
         source = self.enum(sec, "source", tab["source"], PV_SOURCES)
@@ -590,8 +650,7 @@ class _Validator:
             pv["technology"] = self.enum(sec, "technology", tab.get("technology", "cSi"), EN50530_TECHNOLOGIES)
             pv["series"] = pv["parallel"] = 1
             pv["substrings"] = self.num(sec, "substrings", tab.get("substrings", 1), lo=1, integer=True)
-            sc.pv = pv
-            return
+            return pv
         pv["series"] = self.num(sec, "series", tab.get("series", 1), lo=1, integer=True)
         pv["parallel"] = self.num(sec, "parallel", tab.get("parallel", 1), lo=1, integer=True)
         pv["substrings"] = self.num(sec, "substrings", tab.get("substrings", 3), lo=1, integer=True)
@@ -617,7 +676,7 @@ class _Validator:
                           % (pv["substrings"], pv["cells_in_series"]))
         else:
             pv["file"], pv["iv_curve"] = self._iv_csv(sec, "file", tab["file"])
-        sc.pv = pv
+        return pv
 
     def _iv_csv(self, sec, key, v):
         name = self.string(sec, key, v)
@@ -762,24 +821,27 @@ class _Validator:
             return
         sec = "shade"
         self.keys(tab, sec, ("points",), required=("points",))
-        n = sc.pv["series"] * sc.pv["substrings"]
-        v = tab["points"]
+        sc.shade_points = self._shade_points(sec, "points", tab["points"], sc.pv)
+        sc._shade = profiles.PiecewiseLinearVec(sc.shade_points)
+
+    def _shade_points(self, sec, key, v, pv):
+        """[[t_s, [factor, ...]], ...] for an array of pv["series"] * pv["substrings"] sub-strings."""
+        n = pv["series"] * pv["substrings"]
         if not isinstance(v, list) or not v:
-            self.fail(sec, "points", "expected a non-empty array of [t_s, [factor, ...]] pairs, got %s" % _show(v))
+            self.fail(sec, key, "expected a non-empty array of [t_s, [factor, ...]] pairs, got %s" % _show(v))
         out = []
         for i, p in enumerate(v):
-            k = "points[%d]" % i
+            k = "%s[%d]" % (key, i)
             if not isinstance(p, list) or len(p) != 2 or not isinstance(p[1], list):
                 self.fail(sec, k, "expected [t_s, [factor, ...]], got %s" % _show(p))
             t = self.num(sec, k + " t_s", p[0], lo=0.0)
             if len(p[1]) != n:
                 self.fail(sec, k, "the factor vector has %d entries but the array has %d sub-strings "
-                          "(series %d x substrings %d)" % (len(p[1]), n, sc.pv["series"], sc.pv["substrings"]))
+                          "(series %d x substrings %d)" % (len(p[1]), n, pv["series"], pv["substrings"]))
             vec = tuple(self.num(sec, "%s[%d]" % (k, j), x, 0.0, 1.0) for j, x in enumerate(p[1]))
             self._check_time_order(sec, k, out, t)
             out.append((t, vec))
-        sc.shade_points = out
-        sc._shade = profiles.PiecewiseLinearVec(out)
+        return out
 
     def _battery(self, sc, tab):
         sec = "battery"
@@ -885,6 +947,8 @@ class _Validator:
         ts.update(t for t, _ in getattr(sc, "_amb_points", []))
         if sc.shade_points:
             ts.update(t for t, _ in sc.shade_points)
+        if sc.pv2 and sc.pv2["shade_points"]:
+            ts.update(t for t, _ in sc.pv2["shade_points"])
         if sc.load and sc.load.get("schedule"):
             ts.update(t for t, _ in sc.load["schedule"])
         ts.update(f["t_s"] for f in sc.faults)

@@ -4,17 +4,79 @@ together up to any simulated time, with the energy bookkeeping the summary repor
 The plant knows nothing of the firmware. Its inputs are the gate pins (PWM duty and frequency, driver enable,
 backflow MOSFET, fan); its outputs are true physical quantities that the sensor front-ends (wiring.py) turn into pin
 voltages.
+
+Several power stages (a two-channel board) share ONE output node: channel 0's output capacitor, where the battery
+(through channel 0's output wiring) and the load hang; every further channel's output reaches that node through its
+own output wiring (its r_out_wiring_ohm). Each channel has its own PV array (its own irradiance scale and shade) and
+the heatsink is shared. The stages are integrated in turn (a partitioned scheme): channel 0 takes a step with the
+other channels' output currents as a constant injection (their averages over the previous step), then each other
+channel catches up over the same interval (in as many adaptive sub-steps as its own error control wants) against
+channel 0's new node voltage, a stiff source behind its wiring. The stages' inductors carry those currents, so the
+one-step lag is small and stable; the energy the other channels hand over (booked at channel 0's node voltage on
+both sides) is not made equal by construction, so energy_balance() still checks the integration. With one channel
+the original single-stage loop runs unchanged (no per-step cost for the partitioning).
 """
 
 import math
 
 
+class PVPort:
+    """One PV input's terminals: the array and the faults a scenario puts on them (disconnected, shorted)."""
+
+    def __init__(self, pv):
+        self.pv = pv
+        self.connected = True
+        self.short = False
+        self.r_short_ohm = 0.01
+
+    def current(self, v):
+        i, di = self.pv.current_and_slope(v)
+        if self.short:
+            g = 1.0 / self.r_short_ohm
+            i -= v * g
+            di -= g
+        return i, di
+
+    def short_only(self, v):
+        g = 1.0 / self.r_short_ohm
+        return -v * g, -g
+
+    def source(self):
+        """What the power stage's PV branch sees: callable(v) -> (i, di/dv), or None when nothing is connected."""
+        if self.connected:
+            return self.current
+        return self.short_only if self.short else None
+
+
 class Plant:
+    """``stage`` and ``pv``: one PowerStage and its PV source, or lists of them (one per channel, same length).
+    ``shade``: callable(t) or a list of them per channel (None entries: no shade); ``irradiance_scale``: per-channel
+    factors on the scenario's irradiance (default 1.0 each)."""
+
     def __init__(self, stage, pv, battery=None, load=None, heatsink=None, fan=None, irradiance=None,
                  cell_temp=None, ambient=None, shade=None, load_fraction=None, next_change=None,
-                 cond_dt_s=0.01):
-        self.stage = stage
-        self.pv = pv
+                 cond_dt_s=0.01, irradiance_scale=None):
+        stages = list(stage) if isinstance(stage, (list, tuple)) else [stage]
+        pvs = list(pv) if isinstance(pv, (list, tuple)) else [pv]
+        n = len(stages)
+        if len(pvs) != n:
+            raise ValueError("plant: %d power stages but %d PV sources (one per channel)" % (n, len(pvs)))
+        shades = list(shade) if isinstance(shade, (list, tuple)) else [shade] + [None] * (n - 1)
+        if len(shades) != n:
+            raise ValueError("plant: %d channels but %d shade profiles" % (n, len(shades)))
+        scale = [1.0] * n if irradiance_scale is None else [float(x) for x in irradiance_scale]
+        if len(scale) != n:
+            raise ValueError("plant: %d channels but %d irradiance scale factors" % (n, len(scale)))
+        for k, st in enumerate(stages[1:], start=1):
+            if st.p.r_out_wiring_ohm < 1e-4:
+                raise ValueError("plant: channel %d needs r_out_wiring_ohm >= 0.1 mOhm (it joins channel 0's "
+                                 "output through it)" % k)
+        self.n_channels = n
+        self.stages = stages
+        self.pvs = pvs
+        self.ports = [PVPort(p) for p in pvs]
+        self.stage = stages[0]
+        self.pv = pvs[0]
         self.battery = battery
         self.load = load
         self.heatsink = heatsink
@@ -23,13 +85,13 @@ class Plant:
         self._irr = irradiance or (lambda t: 0.0)
         self._cell_temp = cell_temp or (lambda t, g: 25.0)
         self._ambient = ambient or (lambda t: 25.0)
-        self._shade = shade or (lambda t: None)
+        self._shade = shades[0] or (lambda t: None)
+        self._shades = [sh or (lambda t: None) for sh in shades]
+        self._scale = scale
         self._load_fraction = load_fraction or (lambda t: 1.0)
         self._next_change = next_change or (lambda t: math.inf)
         self.cond_dt_s = cond_dt_s
         self.t_ns = 0
-        self.pv_connected = True
-        self.pv_short = False
         self.r_pv_short_ohm = 0.01
         self.bat_present = battery is not None
         self.ambient_override_c = None
@@ -38,11 +100,18 @@ class Plant:
         self.t_cell_c = 25.0
         self._shade_now = None
         self._t_cond = -1.0
-        self.p_mpp_w = 0.0
-        self.v_mpp_v = 0.0
+        self.p_mpp_w = 0.0  # all channels
+        self.v_mpp_v = 0.0  # channel 0
+        self.p_mpp_ch = [0.0] * n
+        self.v_mpp_ch = [0.0] * n
+        self._cond_ch = [(None, None, None)] * n  # (g, t_cell, shade) last given to each array
         # energy bookkeeping (J)
         self.e_available_j = 0.0
         self.e_pv_j = 0.0
+        self._e_available_ch = [0.0] * n  # per channel (multi-channel plants; one channel: the totals)
+        self._e_pv_ch = [0.0] * n
+        self.e_transfer_out_j = 0.0  # channels 1.. -> channel 0's node, booked by the senders
+        self.e_transfer_in_j = 0.0  # the same, booked by channel 0's node
         self.e_bat_in_j = 0.0  # at the battery terminals, signed (discharge subtracts)
         self.e_bat_charge_j = 0.0  # only the charging part
         self.e_load_j = 0.0
@@ -57,43 +126,67 @@ class Plant:
         self.on_substep = None
         self._loss_w = 0.0
         self._load_frac = 1.0
-        self._pv_fn = self._pv_source
+        self._pv_fn = self.ports[0].current
         self._load_fn = self._load_current
+        self._i_inj = 0.0  # multi-channel: the other channels' current into channel 0's node (A)
+        self._i_avg = [0.0] * n
+        if n > 1:
+            self.advance_to = self._advance_multi
+            self._update_conditions = self._update_conditions_multi
         self._update_conditions(0.0, force=True)
         self._wire_sources()
 
     # ---------------------------------------------------------------------------------------------------
-    def _pv_source(self, v):
-        i, di = self.pv.current_and_slope(v)
-        if self.pv_short:
-            g = 1.0 / self.r_pv_short_ohm
-            i -= v * g
-            di -= g
-        return i, di
-
     def _load_current(self, v):
         i, di = self.load.current_and_slope(v)
         f = self._load_frac
         return i * f, di * f
 
+    def _node0_current(self, v):
+        """Multi-channel: what leaves channel 0's output node besides the battery: the load, minus what the other
+        channels inject (held constant over the step)."""
+        if self.load is None:
+            return -self._i_inj, 0.0
+        i, di = self.load.current_and_slope(v)
+        f = self._load_frac
+        return i * f - self._i_inj, di * f
+
     def _wire_sources(self):
         st = self.stage
-        st.pv_current = self._pv_fn if (self.pv_connected or self.pv_short) else None
-        if self.pv_short and not self.pv_connected:
-            st.pv_current = self._short_only
+        st.pv_current = self.ports[0].source()
         st.bat_connected = self.bat_present and self.battery is not None
-        st.load = self._load_fn if self.load is not None else None
+        if self.n_channels == 1:
+            st.load = self._load_fn if self.load is not None else None
+            return
+        st.load = self._node0_current
+        for port, stk in zip(self.ports[1:], self.stages[1:]):
+            stk.pv_current = port.source()
+            stk.bat_connected = True  # joined to channel 0's node, battery or not
+            stk.bat_r_ohm = 0.0
+            stk.load = None
 
-    def _short_only(self, v):
-        g = 1.0 / self.r_pv_short_ohm
-        return -v * g, -g
+    def _ports(self, channel):
+        return self.ports if channel is None else [self.ports[channel]]
 
-    def set_pv_connected(self, connected):
-        self.pv_connected = connected
+    @property
+    def pv_connected(self):
+        return self.ports[0].connected
+
+    @property
+    def pv_short(self):
+        return self.ports[0].short
+
+    def set_pv_connected(self, connected, channel=None):
+        """Connect or disconnect a PV input (channel None: every channel's)."""
+        for p in self._ports(channel):
+            p.connected = connected
         self._wire_sources()
 
-    def set_pv_short(self, short):
-        self.pv_short = short
+    def set_pv_short(self, short, channel=None):
+        """Short a PV input's terminals (r_pv_short_ohm) or clear the short (channel None: every channel's)."""
+        for p in self._ports(channel):
+            p.short = short
+            p.r_short_ohm = self.r_pv_short_ohm
         self._wire_sources()
 
     def set_battery_connected(self, connected):
@@ -107,10 +200,15 @@ class Plant:
             e, r = self.battery.thevenin()
             st.bat_e_v, st.bat_r_ohm = e, r
             st.vo = e
-        if st.pv_current is not None and self.pv_connected:
-            st.vc = max(0.0, self.pv.voc() - st.p.v_f_body_v) if self.g_w_m2 > 0 else 0.0
-        st.v_boot = 0.0
-        self.e_stored0_j = st.stored_energy_j()
+        for k, stk in enumerate(self.stages):
+            port = self.ports[k]
+            if k > 0:
+                stk.vo = st.vo
+                stk.bat_e_v = st.vo
+            if stk.pv_current is not None and port.connected:
+                stk.vc = max(0.0, port.pv.voc() - stk.p.v_f_body_v) if self.g_w_m2 * self._scale[k] > 0 else 0.0
+            stk.v_boot = 0.0
+        self.e_stored0_j = sum(stk.stored_energy_j() for stk in self.stages)
 
     def _update_conditions(self, t_s, force=False):
         if not force and t_s - self._t_cond < self.cond_dt_s:
@@ -132,6 +230,42 @@ class Plant:
             else:
                 v, i, pmp = 0.0, 0.0, 0.0
             self.v_mpp_v, self.p_mpp_w = v, pmp
+            self.v_mpp_ch[0], self.p_mpp_ch[0] = v, pmp
+
+    def _update_conditions_multi(self, t_s, force=False):
+        if not force and t_s - self._t_cond < self.cond_dt_s:
+            return
+        self._t_cond = t_s
+        g = self._irr(t_s)
+        amb_sc = self._ambient(t_s)
+        amb = self.ambient_override_c if self.ambient_override_c is not None else amb_sc
+        self._load_frac = self._load_fraction(t_s)
+        if self.heatsink is not None:
+            self.heatsink.t_amb_c = amb
+        self.g_w_m2 = g
+        changed = False
+        for k in range(self.n_channels):
+            gk = g * self._scale[k]
+            tc = self._cell_temp(t_s, gk)
+            if self.ambient_override_c is not None:
+                tc = amb + (tc - amb_sc)
+            sh = self._shades[k](t_s)
+            cond = (gk, tc, sh)
+            if force or cond != self._cond_ch[k]:
+                self._cond_ch[k] = cond
+                pv = self.pvs[k]
+                pv.set_conditions(gk, tc, sh)
+                if gk > 0.0:
+                    v, i, pmp = pv.mpp()
+                else:
+                    v, i, pmp = 0.0, 0.0, 0.0
+                self.v_mpp_ch[k], self.p_mpp_ch[k] = v, pmp
+                changed = True
+        if changed:
+            self.t_cell_c = self._cond_ch[0][1]
+            self._shade_now = self._cond_ch[0][2]
+            self.v_mpp_v = self.v_mpp_ch[0]
+            self.p_mpp_w = sum(self.p_mpp_ch)
 
     # ---------------------------------------------------------------------------------------------------
     def advance_to(self, t_ns):
@@ -195,8 +329,10 @@ class Plant:
         if st.bat_connected and v_bat_term > self.max_v_bat:
             self.max_v_bat = v_bat_term
 
-    def aux_power_w(self):
-        st = self.stage
+    def aux_power_w(self, st=None):
+        """The aux supply's draw (MCU, ADC, gate driver) from a stage's output node (default: channel 0's)."""
+        if st is None:
+            st = self.stage
         p = st.p
         p_aux = p.p_aux_w + (p.p_gate_w if st._switching else 0.0)
         vo = st.vo
@@ -206,10 +342,124 @@ class Plant:
             return p_aux * (vo / 5.0) ** 2
         return 0.0
 
-    def energy_balance(self):
-        """(input J, accounted J, relative error): PV energy against battery + load + aux + losses + stored."""
+    # -- several channels -------------------------------------------------------------------------------
+    def _advance_multi(self, t_ns):
+        """advance_to for several stages on one output node (see the module docstring)."""
         st = self.stage
-        stored = st.stored_energy_j() - self.e_stored0_j
+        bat = self.battery
+        others = self.stages[1:]
+        i_avg = self._i_avg
+        while self.t_ns < t_ns:
+            t_s = self.t_ns * 1e-9
+            self._update_conditions(t_s)
+            if st.bat_connected:
+                st.bat_e_v, st.bat_r_ohm = bat.thevenin()
+            h_max = (t_ns - self.t_ns) * 1e-9
+            nc = self._next_change(t_s)
+            if nc - t_s > 1e-9:
+                h_max = min(h_max, nc - t_s)
+            h_max = min(h_max, self.cond_dt_s)
+            inj = 0.0
+            for k in range(1, self.n_channels):
+                inj += i_avg[k]
+            self._i_inj = inj
+            h = st.step(h_max)
+            dt_ns = int(round(h * 1e9))
+            if dt_ns <= 0:
+                dt_ns = 1
+            if self.t_ns + dt_ns > t_ns:
+                dt_ns = t_ns - self.t_ns
+            h = dt_ns * 1e-9
+            self.t_ns += dt_ns
+            self.steps += 1
+            self._account(h)
+            self._account_node0(h, inj)
+            loss_w = self._loss_w
+            v0 = st.vo
+            for k, stk in enumerate(others, start=1):
+                stk.bat_e_v = v0
+                rem = h
+                q = 0.0
+                e_loss = 0.0
+                while rem > 1e-10:
+                    hk = stk.step(rem)
+                    if hk > rem:
+                        hk = rem
+                    rem -= hk
+                    q += stk.i_bat * hk
+                    e_loss += self._account_other(k, stk, hk)
+                i_avg[k] = q / h
+                loss_w += e_loss / h
+            if st.bat_connected and bat is not None:
+                bat.step(st.i_bat, h)
+            if self.heatsink is not None:
+                fan_air = self.fan.airflow(self.fan_command) if self.fan is not None else 0.0
+                self.heatsink.step(loss_w, fan_air, h)
+            if self.on_substep is not None:
+                self.on_substep(self)
+
+    def _account_node0(self, h, inj):
+        """Channel 0's extra books when other channels feed its node: _account() booked its load current
+        (load - injection) as load energy; move the injection to the transfer account. Per-channel PV figures."""
+        st = self.stage
+        e_in = inj * st.vo * h
+        self.e_load_j += e_in
+        self.e_transfer_in_j += e_in
+        self._e_pv_ch[0] += st.v_pv * st.i_pv * h
+        pm = self.p_mpp_ch
+        for k in range(self.n_channels):
+            self._e_available_ch[k] += pm[k] * h
+
+    def _account_other(self, k, st, h):
+        """Books of channel k >= 1 over its (sub-)step h; returns its heat into the heatsink (J)."""
+        p_pv = st.v_pv * st.i_pv * h
+        self.e_pv_j += p_pv
+        self._e_pv_ch[k] += p_pv
+        self.e_transfer_out_j += st.i_bat * st.bat_e_v * h  # delivered at channel 0's node voltage
+        self.e_aux_j += self.aux_power_w(st) * h
+        losses = st.losses()
+        el = self.e_loss_j
+        for key, v in losses.items():
+            if key == "bat_internal":
+                continue
+            el[key] = el.get(key, 0.0) + v * h
+        if st.v_pv > self.max_v_pv:
+            self.max_v_pv = st.v_pv
+        if st.vc > self.max_v_pv:
+            self.max_v_pv = st.vc
+        if st.vo > self.max_v_out:
+            self.max_v_out = st.vo
+        return (losses["conduction"] + losses["diode"] + losses["switching"] + losses["pv_path"]) * h
+
+    # -- figures -----------------------------------------------------------------------------------------
+    @property
+    def e_pv_ch(self):
+        """PV energy harvested per channel (J)."""
+        return [self.e_pv_j] if self.n_channels == 1 else list(self._e_pv_ch)
+
+    @property
+    def e_available_ch(self):
+        """Energy the arrays offered at their true MPP, per channel (J)."""
+        return [self.e_available_j] if self.n_channels == 1 else list(self._e_available_ch)
+
+    @property
+    def bootstrap_violations(self):
+        return sum(st.bootstrap_violations for st in self.stages)
+
+    @property
+    def il_peak_a(self):
+        return max(st.il_peak_a for st in self.stages)
+
+    def p_pv_ch(self):
+        """Instantaneous PV power per channel (W)."""
+        return [st.v_pv * st.i_pv for st in self.stages]
+
+    def energy_balance(self):
+        """(input J, accounted J, relative error): PV energy against battery + load + aux + losses + stored, over
+        all channels. What the other channels hand to channel 0's node is booked by each side on its own
+        (e_transfer_out_j, e_transfer_in_j) and appears in neither term, so an error of the partitioned integration
+        shows here as it should."""
+        stored = sum(st.stored_energy_j() for st in self.stages) - self.e_stored0_j
         losses = sum(self.e_loss_j.values())
         accounted = self.e_bat_in_j + self.e_load_j + self.e_aux_j + losses + stored
         # a battery that discharges feeds the aux supply: compare the flows through the converter boundary

@@ -32,6 +32,9 @@ SHIPPED = {  # file stem -> duration_s as specified
     "pv_disconnect": 300.0,
     "lead_acid_day": 28800.0,
     "night": 7200.0,
+    "dual_channel": 600.0,
+    "shunt": 900.0,
+    "s3_internal_adc": 600.0,
 }
 
 
@@ -70,7 +73,7 @@ def test_every_shipped_scenario_loads(loaded, stem):
         assert sc.profile_duration_s <= sc.duration_s < sc.profile_duration_s + 0.1
     else:
         assert sc.duration_s == SHIPPED[stem]
-    assert sc.board["config"] == "fugu_v1"
+    assert sc.board["config"] in ("fugu_v1", "fugu_dual", "fugu_s3_internal_adc", "fugu_shunt", "fugu_s3")
     assert isinstance(sc.start_epoch_s, int)
     for t in (0.0, sc.duration_s / 3, sc.duration_s):
         g = sc.irradiance_w_m2(t)
@@ -85,14 +88,14 @@ def test_shipped_scenario_details(loaded):
     assert demo.pv["source"] == "cec" and demo.pv["series"] == 2 and demo.pv["cells_in_series"] == 60
     assert 280 <= demo.pv["params"]["STC"] <= 320
     assert (demo.battery["chemistry"], demo.battery["cells"], demo.battery["capacity_ah"], demo.battery["soc"]) == \
-        ("lifepo4", 4, 100.0, 0.5)
+        ("lifepo4", 8, 100.0, 0.5)
     assert demo.shade(0) == (1.0,) * 6 and min(demo.shade(400)) < 0.5
     assert min(demo.irradiance_w_m2(t) for t in range(0, 600, 5)) < 500  # the cloud edge
 
     day = loaded["clear_day"]
     assert day.load["kind"] == "constant_power" and day.load["value"] == 60.0
     assert day.load_fraction(12 * 3600) == 0.0 and day.load_fraction(20 * 3600) == 1.0
-    assert (day.battery["capacity_ah"], day.battery["soc"]) == (200.0, 0.3)
+    assert (day.battery["capacity_ah"], day.battery["soc"]) == (400.0, 0.3)
 
     for stem in ("en50530_seq1", "en50530_seq2"):
         sc = loaded[stem]
