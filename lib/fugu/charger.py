@@ -23,7 +23,8 @@ Every threshold is debounced with time and has hysteresis:
   Lead-acid gets a refresh (a new cycle with a short absorption) every ``refresh_ms`` (7 days) in storage (Victron
   Blue Smart chargers: 1 h absorption every 7 days in storage), lithium none.
 * temperature: lead-acid set points are compensated per cell relative to 25 degC (temperature clamped to
-  ``T_COMP_MIN_C..T_COMP_MAX_C``), all profile voltages together so their order holds. Outside the profile's charge
+  ``T_COMP_MIN_C..T_COMP_MAX_C``, +-1 degC deadband so a dithering sensor doesn't flicker the set point), all
+  profile voltages together (re-bulk included) so their order holds. Outside the profile's charge
   window (lithium: below 0 degC; every chemistry: above an upper limit) the charger reports stage off with
   ``i_limit_ma`` 0; it resumes ``T_HYST_C`` inside the window. ``t_bat_c`` None means no battery sensor: no
   compensation (25 degC is assumed) and no temperature lock-out (lithium without a sensor is then unprotected
@@ -299,8 +300,9 @@ class Charger:
         cells 0 = auto-detect (a count known before is kept if it is a 12/24/48 V count of the new chemistry).
         custom is used only with chem "custom". temp_comp_uv_per_c_cell None = the profile's; lithium profiles
         ignore it (always 0). equalize is honoured only where the profile has an equalize voltage (flooded lead,
-        or a custom profile that sets one); switching it on asks for one equalization after the next absorption,
-        then one every equalize_interval_s. Raises ValueError before changing anything when a value is bad.
+        or a custom profile that sets one): it allows one equalization every equalize_interval_s of uptime (not
+        at every boot: configure runs at every boot; ``request_equalize`` asks for one now). Raises ValueError
+        before changing anything when a value is bad.
         """
         if chem == "custom":
             p = make_custom_profile(custom)
@@ -338,8 +340,6 @@ class Charger:
         self._rest_ma = REST_MA_PER_AH * self.capacity_ah
         self._eq_ma = p["equalize_ma_per_ah"] * self.capacity_ah
         en = bool(equalize) and p["v_equalize_cell_mv"] > 0 and p["equalize_max_ms"] > 0
-        if en and not self.equalize_enabled:
-            self._eq_due = True  # switching it on asks for one after the next absorption
         if not en:
             self._eq_due = False
             if self._stage == STAGE_EQUALIZE:
@@ -347,6 +347,12 @@ class Charger:
         self.equalize_enabled = en
         self._t_comp_c = None  # recompute the set points on the next update
         self._set_points(T_REF_C)
+
+    def request_equalize(self):
+        """Equalize after the next absorption (a user's command); False if the profile/settings don't allow it."""
+        if self.equalize_enabled:
+            self._eq_due = True
+        return self.equalize_enabled
 
     # ---------------------------------------------------------------- set points
     def _set_points(self, t_c):
@@ -603,7 +609,10 @@ class Charger:
             self._set_points(T_REF_C)
             want = None
         else:
-            self._set_points(round(t_bat_c))
+            cur = self._t_comp_c
+            # deadband of +-1 degC: a sensor dithering between two readings must not flicker the set point
+            if cur is None or not cur - 1 <= t_bat_c <= cur + 1:
+                self._set_points(round(t_bat_c))
             p = self.profile
             blk = self._block
             lo = p["t_charge_min_c"]
