@@ -61,8 +61,9 @@ def calibration_ppm(sim):
     """Gain error (ppm) of each sense channel of a simulated board, from its drawn divider values: what a user
     finds comparing the firmware's readings with a meter."""
     out = {}
+    sense = sim.channels[0]["sense"]  # one calibration in the settings serves every stage: channel 0's
     for name, fe in sim.frontends.items():
-        nominal = sim.config["sense"][name]
+        nominal = sense[name]
         kind = nominal["kind"]
         if kind == "divider":
             ratio_nom = nominal["r_bottom_ohm"] / (nominal["r_top_ohm"] + nominal["r_bottom_ohm"])
@@ -280,8 +281,8 @@ class SimRun:
             "max_battery_v": round(p.max_v_bat, 3),
             "max_output_v": round(p.max_v_out, 3),
             "max_pv_v": round(p.max_v_pv, 3),
-            "max_inductor_a": round(st.il_peak_a, 3),
-            "bootstrap_violations": st.bootstrap_violations,
+            "max_inductor_a": round(p.il_peak_a, 3),
+            "bootstrap_violations": p.bootstrap_violations,
             "control_rate_hz": round(self.control_rate_hz(), 2),
             "control_steps": self.sim.board.watchdog.feeds,
             "plant_steps": p.steps,
