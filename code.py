@@ -1,4 +1,4 @@
-"""FUGU MPPT solar charge controller: compose the board, the settings and the control core, then run."""
+"""FUGU MPPT solar charge controller: compose the board, the settings, the control core and the extensions, then run."""
 
 import analogio
 import board
@@ -13,9 +13,11 @@ from fugu.boardid import load_board_config
 from fugu.charger import Charger
 from fugu.controller import Controller
 from fugu.energy import EnergyMeter
+from fugu.extensions import ExtContext, ExtensionHost
 from fugu.history import History
 from fugu.hw import Hardware, calibration
 from fugu.settings import Settings
+from fugu.telemetry import Telemetry
 from fugu.thermal import Thermal
 
 print("FUGU MPPT firmware %s" % VERSION)
@@ -25,8 +27,13 @@ mods = {"board": board, "busio": busio, "digitalio": digitalio, "pwmio": pwmio, 
         "microcontroller": microcontroller, "watchdog": watchdog}
 hw = Hardware(cfg, mods, cal=calibration(settings))
 print("board %s: %d stage(s), ADC %s" % (cfg["name"], len(hw.stages), hw.adc_kind))
-ctl = Controller(hw, settings, Charger(), EnergyMeter(), History(microcontroller.nvm), Thermal(cfg["ntc"]))
+tel = Telemetry(len(hw.stages), cfg["name"], VERSION, settings.get("mode"))
+ext = ExtensionHost(ExtContext(cfg, mods, settings, tel, hw.i2c))
+ext.discover()
+ctl = Controller(hw, settings, Charger(), EnergyMeter(), History(microcontroller.nvm), Thermal(cfg["ntc"]),
+                 telemetry=tel, extensions=ext)
 try:
     ctl.run()
 finally:
     hw.safe()
+    ext.stop_all()

@@ -50,7 +50,7 @@ BOARD = {
         "led": "IO47",
         "sda": "IO8",
         "scl": "IO9",
-        "buttons": ("IO38", "IO39", "IO40", "IO41"),
+        "buttons": ("IO38", "IO39", "IO41"),  # IO40 is the RS485 direction pin (breakout)
     },
     "i2c_hz": 400000,
     "channels": [
@@ -67,6 +67,9 @@ BOARD = {
             "power_stage": _stage(p_aux_w=0.25),
         },
     ],
+    # the stackable breakout: channel 1's gate pins take IO15..18, so SPI sits on IO2/4/5 and RS485 on IO42/48/40
+    "breakout": {"sck": "IO2", "mosi": "IO4", "miso": "IO5", "sd_cs": "IO6", "can_cs": "IO10", "can_int": "IO7",
+                 "uart_tx": "IO42", "uart_rx": "IO48", "rs485_de": "IO40", "button": "IO38"},
     "ntc": {"r25_ohm": 10000, "beta_k": 3435, "r_fixed_ohm": 10000, "v_ref_v": 3.3, "to_ground": False},
     "ratings": {"v_in_max_mv": 80000, "i_in_max_ma": 30000, "v_out_max_mv": 50000, "i_out_max_ma": 35000,
                 "p_max_mw": 1000000},

@@ -48,6 +48,9 @@ BOARD = {
         "i_out": {"ch": 3, "pin": "IO6", "kind": "shunt", "r_shunt_ohm": 0.0005, "gain": 50.0, "v_ref_v": 1.65,
                   "v_supply_v": 3.3, "cal": {"gain": 1.0}},
     },
+    # the stackable breakout: as fugu_s3, but RS485 moves off IO4..6 (analog inputs here)
+    "breakout": {"sck": "IO15", "mosi": "IO16", "miso": "IO17", "sd_cs": "IO18", "can_cs": "IO10", "can_int": "IO7",
+                 "uart_tx": "IO42", "uart_rx": "IO48", "rs485_de": "IO14", "button": "IO38"},
     "ntc": {"r25_ohm": 10000, "beta_k": 3435, "r_fixed_ohm": 10000, "v_ref_v": 3.3, "to_ground": False},
     "power_stage": {
         "f_pwm_hz": 39000,

@@ -35,6 +35,9 @@ BOARD = {
         "i_in": {"ch": 2, "kind": "shunt", "r_shunt_ohm": 0.0005, "gain": 20.0, "v_ref_v": 1.65, "v_supply_v": 3.3},
         "i_out": {"ch": 0, "kind": "shunt", "r_shunt_ohm": 0.0005, "gain": 20.0, "v_ref_v": 1.65, "v_supply_v": 3.3},
     },
+    # the stackable breakout: as fugu_v1
+    "breakout": {"sck": "IO14", "mosi": "IO13", "miso": "IO39", "sd_cs": "IO5", "can_cs": "IO15", "can_int": "IO36",
+                 "uart_tx": "IO25", "uart_rx": "IO26", "rs485_de": "IO4", "button": "IO18"},
     "ntc": {"r25_ohm": 10000, "beta_k": 3435, "r_fixed_ohm": 10000, "v_ref_v": 3.3, "to_ground": False},
     "power_stage": {
         "f_pwm_hz": 39000,

@@ -30,6 +30,10 @@ BOARD = {
                  "r_top_ohm": 3300, "r_bottom_ohm": 10000},
     },
     # the original firmware's resistance formula puts the NTC on top of the divider; its Steinhart-Hart fit is a B~3435 part
+    # the stackable breakout (extensions): I2C is shared with the ADC; SPI through the GPIO matrix on free pins (not
+    # the original buttons' VSPI pins, not the strapping pin IO12 for MISO); IO36/IO39 are input-only (fine for MISO/INT)
+    "breakout": {"sck": "IO14", "mosi": "IO13", "miso": "IO39", "sd_cs": "IO5", "can_cs": "IO15", "can_int": "IO36",
+                 "uart_tx": "IO25", "uart_rx": "IO26", "rs485_de": "IO4", "button": "IO18"},
     "ntc": {"r25_ohm": 10000, "beta_k": 3435, "r_fixed_ohm": 10000, "v_ref_v": 3.3, "to_ground": False},
     "power_stage": {
         "f_pwm_hz": 39000,

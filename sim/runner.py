@@ -108,6 +108,17 @@ class SimRun:
         from sim.faults import schedule_faults
 
         schedule_faults(self.sim, self.scenario.faults, self)
+        from sim.breakout import attach_modules
+
+        if self.out_dir:
+            self.work_dir = self.out_dir
+        else:
+            import tempfile
+
+            self._tmp = tempfile.TemporaryDirectory(prefix="fugu-sim-")
+            self.work_dir = self._tmp.name
+        os.makedirs(self.work_dir, exist_ok=True)
+        self.modules = attach_modules(self.sim, self.scenario.board.get("modules", {}), self.work_dir)
         if self.realtime:
             self._wall0 = _wall.monotonic()
             b.guards.append(self._pace)
@@ -289,6 +300,7 @@ class SimRun:
             "faults": self.fw_faults,
             "resets": self.resets,
             "final_soc": round(p.battery.soc, 4) if p.battery is not None else None,
+            "modules": {h.name: h.summary() for h in self.modules},
         }
 
     CSV_HEADER = ("t_s", "irradiance_w_m2", "t_cell_c", "pv_v", "pv_a", "pv_w", "mpp_w", "bat_v", "bat_a", "duty",
@@ -304,3 +316,5 @@ class SimRun:
             json.dump(summary, f, indent=2)
         with open(os.path.join(self.out_dir, "console.txt"), "w") as f:
             f.write("\n".join(self.fw_lines) + "\n")
+        for h in self.modules:
+            h.write(self.out_dir)

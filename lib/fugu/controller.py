@@ -1,8 +1,13 @@
 """The control loop: read -> protect -> limit -> track -> drive, for every power stage, once per control period;
 then, about once a second, the slow work (temperature and fan, charger, energy history, telemetry, settings).
 
-Data flows one way. Extensions (later) see a telemetry snapshot and may only request setting changes through the
-validated settings API; they never touch the gate.
+Data flows one way. Extensions see a telemetry snapshot (refreshed once a second) and may only request setting
+changes through the validated settings API; they never touch the gate. The extension host gets at most one call per
+control step (lib/fugu/extensions.py), so the loop keeps its period.
+
+Settings changed at run time (BLE, Modbus, web) apply within a second; they are written to flash once they have
+been stable for SAVE_AFTER_MS, while no stage switches, or else after a brief stop of the converter (a flash write
+blocks for tens of ms and must not leave a running converter unwatched).
 """
 
 import time
@@ -21,10 +26,13 @@ SLOW_MS = 1000
 IDLE_PERIOD_MS = 100  # nothing switching: sample at 10 Hz (and let the CPU rest)
 OVERRUN_MS = 100  # a control step longer than this is reported (the hardware watchdog catches real hangs)
 HISTORY_SAVE_MS = 3600000  # energy history to flash once an hour and at every day roll-over
+SAVE_AFTER_MS = 5000  # a settings change is saved once no further change came for this long
+SAVE_FORCE_MS = 60000  # ... and at the latest this long after it, stopping the converter briefly if it runs
 
 
 class Controller:
-    def __init__(self, hw, settings, charger, energy, history, thermal, log=print):
+    def __init__(self, hw, settings, charger, energy, history, thermal, log=print, telemetry=None,
+                 extensions=None):
         self.hw = hw
         self.stages = hw.stages
         self.settings = settings
@@ -42,6 +50,17 @@ class Controller:
         self.overruns = 0
         self.faults_seen = 0
         self.state = IDLE
+        self.telemetry = telemetry
+        self.ext = extensions
+        self._t_changed = self._t_last
+        self._t_dirty = -1
+        self._e_pv_uj = 0
+        self._e_bat_uj = 0
+        self._last_fault = None
+        self._last_fault_ch = -1
+        self._last_fault_t = 0
+        if telemetry is not None:
+            telemetry.history = history
         self.apply_settings()
 
     # -- settings ------------------------------------------------------------------------------------------------
@@ -107,6 +126,8 @@ class Controller:
             self._slow(now, self._slow_dt)
             self._slow_dt = 0
         self.hw.feed()
+        if self.ext is not None:
+            self.ext.service(now)
         if not any_on:
             # nothing switching: a slow, quiet loop (dawn and dusk are seconds-scale events)
             spent = ticks_diff(ticks_ms(), now)
@@ -116,17 +137,25 @@ class Controller:
 
     def _report(self, st, code, now):
         self.faults_seen += 1
+        self._last_fault = code
+        self._last_fault_ch = st.index
+        self._last_fault_t = now
         self.log("FAULT code=%s ch=%d t_ms=%d vin_mv=%d vout_mv=%d iin_ma=%d" % (
             code, st.index, now, st.v_in, st.v_out, st.i_in))
 
     def _slow(self, now, dt_ms):
         if self.settings.generation != self._gen:
+            self._t_changed = now
             self.apply_settings()
         hw = self.hw
         th = self.thermal
         before = th.fault
         th.update(hw.ntc_volts())
         if th.fault is not None and th.fault != before:
+            self.faults_seen += 1
+            self._last_fault = th.fault
+            self._last_fault_ch = -1
+            self._last_fault_t = now
             self.log("FAULT code=%s ch=-1 t_ms=%d temp_c=%s" % (th.fault, now, th.temp_c))
         hw.set_fan(th.fan_on)
         st0 = self.stages[0]
@@ -157,12 +186,92 @@ class Controller:
             lim.p_in_mw = p_lim // n_on if p_lim else 1
             st.allowed = ch.i_limit_ma > 0 and ch.v_target_mv > 0
             st.prot.set_charge_target(ch.v_target_mv)
-        self.history.tick(dt_ms, self._p_avg(), 0, v_bat, ch.stage, pv_ok)
-        if self.history.dirty and ticks_diff(now, self._t_saved) > HISTORY_SAVE_MS:
+        # the history gets the mean powers over this interval, from the exact energy totals
+        e = self.energy
+        pv_uj = e.exact_uj(0)
+        bat_uj = e.exact_uj(4) - e.exact_uj(8)
+        p_pv_avg = (pv_uj - self._e_pv_uj) // dt_ms if dt_ms > 0 else 0
+        p_bat_avg = (bat_uj - self._e_bat_uj) // dt_ms if dt_ms > 0 else 0
+        self._e_pv_uj = pv_uj
+        self._e_bat_uj = bat_uj
+        new_day = self.history.tick(dt_ms, p_pv_avg, p_bat_avg, v_bat, ch.stage, pv_ok)
+        if new_day or (self.history.dirty and ticks_diff(now, self._t_saved) > HISTORY_SAVE_MS):
             self._t_saved = now
             self.history.save()
+        self._save_settings(now)
         self.state = st0.mode_name()
         self._stat(now)
+        if self.telemetry is not None:
+            self._refresh(now, v_bat, i_bat, p_pv_avg, p_bat_avg)
+
+    def _save_settings(self, now):
+        s = self.settings
+        if not s.dirty:
+            self._t_dirty = -1
+            return
+        if self._t_dirty < 0:
+            self._t_dirty = now
+        quiet = ticks_diff(now, self._t_changed) >= SAVE_AFTER_MS
+        if not quiet:
+            return
+        running = False
+        for st in self.stages:
+            if st.state == RUN or st.state == START:
+                running = True
+        if running and ticks_diff(now, self._t_dirty) < SAVE_FORCE_MS:
+            return
+        if running:
+            for st in self.stages:
+                if st.state == RUN or st.state == START:
+                    st.stop(now, backoff=False)
+        n = s.save()
+        self._t_dirty = -1
+        self.log("settings: saved to flash (%d bytes)%s" % (n, ", converter paused" if running else ""))
+
+    def _refresh(self, now, v_bat, i_bat, p_pv_avg, p_bat_avg):
+        """The telemetry snapshot, in place (extensions read it)."""
+        t = self.telemetry
+        t.t_ms = now
+        t.uptime_s += 1
+        t.state = self.state
+        for st in self.stages:
+            c = t.channels[st.index]
+            c.state = st.mode_name()
+            c.v_in_mv = st.v_in
+            c.i_in_ma = st.i_in
+            c.v_out_mv = st.v_out
+            c.i_out_ma = st.i_out
+            c.p_in_mw = st.p_in_mw
+            c.duty_permille = st.gate.duty * 1000 // (st.gate.top + 1)
+            c.limit = st.limits.binding if st.limited else "-"
+            c.fault = st.fault if st.state == FAULT else None
+            c.scans = st.tracker.scans
+        t.v_bat_mv = v_bat
+        t.i_bat_ma = i_bat
+        t.p_pv_mw = p_pv_avg
+        t.p_bat_mw = p_bat_avg
+        e = self.energy
+        t.e_pv_mwh = e.pv_mwh
+        t.e_bat_in_mwh = e.bat_in_mwh
+        t.e_bat_out_mwh = e.bat_out_mwh
+        h = self.history
+        t.today_pv_mwh = h.energy.pv_mwh
+        t.today_peak_mw = h.today_peak_mw
+        t.lifetime_pv_mwh = h.lifetime_pv_mwh
+        ch = self.charger
+        t.charge_stage = C.STAGE_NAMES[ch.stage]
+        t.v_target_mv = ch.v_target_mv
+        t.i_limit_ma = ch.i_limit_ma
+        th = self.thermal
+        t.temp_c = th.temp_c
+        t.fan = bool(th.fan_on)
+        t.derate_pct = th.derate_pct
+        t.fault_count = self.faults_seen
+        t.last_fault = self._last_fault
+        t.last_fault_ch = self._last_fault_ch
+        t.last_fault_t_ms = self._last_fault_t
+        t.overruns = self.overruns
+        t.seq += 1
 
     def _p_avg(self):
         p = 0
@@ -186,6 +295,6 @@ class Controller:
                 self.log("STAT%d state=%s vin_mv=%d iin_ma=%d duty=%.4f" % (
                     s2.index, s2.mode_name(), s2.v_in, s2.i_in, s2.gate.duty / (s2.gate.top + 1)))
 
-    def run(self, extensions=None):
+    def run(self):
         while True:
             self.step()

@@ -189,6 +189,10 @@ class History:
         return out
 
     @property
+    def today_peak_mw(self):
+        return self._peak_pv_mw
+
+    @property
     def lifetime_pv_mwh(self):
         return self._life_pv_mwh + self.energy.pv_mwh
 

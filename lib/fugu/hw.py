@@ -53,7 +53,7 @@ class Hardware:
                 chans = [None] * 4
                 for s in sense.values():
                     chans[s["ch"]] = pin(s["pin"])
-                adc = AnalogBackend(mods["analogio"], chans, adc_cfg.get("v_ref_v", 3.3))
+                adc = AnalogBackend(mods["analogio"], chans, adc_cfg.get("v_ref_v", 3.3))  # type: object
             else:
                 if self.i2c is None:
                     self.i2c = mods["busio"].I2C(pin(pins["scl"]), pin(pins["sda"]),

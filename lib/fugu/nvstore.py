@@ -11,7 +11,7 @@ valid slot with the newer sequence number. Sequence numbers compare with serial-
 try:
     from binascii import crc32 as _native_crc32  # C speed where the port has it (MicroPython, CPython)
 except ImportError:
-    _native_crc32 = None
+    _native_crc32 = None  # type: ignore[assignment]
 
 HEADER_SIZE = 9  # magic 2 + version 1 + seq 4 + length 2
 CRC_SIZE = 4
@@ -19,12 +19,12 @@ OVERHEAD = HEADER_SIZE + CRC_SIZE
 SEQ_MASK = 0xFFFFFFFF
 SEQ_HALF = 0x80000000
 
-_crc_lo = None  # CRC-32 (reflected 0xEDB88320) table split in 16-bit halves: every value stays a small int
-_crc_hi = None
+_crc_cache = []  # type: list  # [lo, hi] once built: the CRC-32 (reflected 0xEDB88320) table in 16-bit halves (small ints only)
 
 
 def _crc_tables():
-    global _crc_lo, _crc_hi
+    if _crc_cache:
+        return _crc_cache[0], _crc_cache[1]
     from array import array
 
     lo = array("H", bytes(512))
@@ -41,16 +41,14 @@ def _crc_tables():
                 c_hi ^= 0xEDB8
         lo[n] = c_lo
         hi[n] = c_hi
-    _crc_lo = lo
-    _crc_hi = hi
+    _crc_cache.append(lo)
+    _crc_cache.append(hi)
+    return lo, hi
 
 
 def crc32_py(data, crc=0):
     """CRC-32 as zlib/binascii compute it, in pure Python with 16-bit halves (no long ints on MicroPython)."""
-    if _crc_lo is None:
-        _crc_tables()
-    t_lo = _crc_lo
-    t_hi = _crc_hi
+    t_lo, t_hi = _crc_tables()
     lo = (crc & 0xFFFF) ^ 0xFFFF
     hi = ((crc >> 16) & 0xFFFF) ^ 0xFFFF
     for b in data:
@@ -92,8 +90,8 @@ class SlotStore:
         self.magic = bytes(magic)
         self.version = version
         self.max_payload = min(slot_size - OVERHEAD, 0xFFFF)
-        self.read_version = None
-        self._versions = [None, None]
+        self.read_version = 0  # the format version of the record read() found (0: none)
+        self._versions = [0, 0]
         self._newest = None  # (slot index, seq) of the newest valid record, once known; None = scan again
 
     def _slot_base(self, slot):
@@ -123,7 +121,7 @@ class SlotStore:
 
     def _scan(self):
         """(newest slot or None, its seq, its payload, info)."""
-        self._versions[0] = self._versions[1] = None
+        self._versions[0] = self._versions[1] = 0
         seq_a, pay_a = self._check_slot(0)
         seq_b, pay_b = self._check_slot(1)
         if seq_a is None and seq_b is None:
@@ -145,7 +143,7 @@ class SlotStore:
         slot, seq, payload, info = self._scan()
         self._newest = None if slot is None else (slot, seq)
         if slot is None:
-            self.read_version = None
+            self.read_version = 0
         return payload, info
 
     def write(self, payload):

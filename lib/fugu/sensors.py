@@ -13,7 +13,7 @@ import time
 try:
     from supervisor import ticks_ms
 except ImportError:  # MicroPython without supervisor: close enough for timeouts
-    def ticks_ms():
+    def ticks_ms():  # type: () -> int
         return time.monotonic_ns() // 1000000
 
 _TICKS_MASK = (1 << 29) - 1
@@ -115,8 +115,12 @@ class _ADS1x15Backend(_AdsBase):
     """ADS1115/ADS1015: the Adafruit driver sets gain, data rate and (with a RDY pin) conversion-ready mode:
     Hi_thresh MSB 1, Lo_thresh MSB 0 (datasheet 9.3.8)."""
 
-    rates = _DR_ADS1115
+    rates = _DR_ADS1115  # type: tuple
     default_rate = 860
+
+    @staticmethod
+    def _driver_class():
+        raise NotImplementedError  # ADS1115Backend / ADS1015Backend name their driver class
 
     def __init__(self, i2c, address=0x48, pga_v=2.048, rdy=None, data_rate=None):
         data_rate = data_rate or self.default_rate
@@ -165,8 +169,8 @@ class TLA2024Backend(_AdsBase):
         from adafruit_tla202x import TLA2024, DataRate, Range
 
         drv = TLA2024(i2c, address=address)
-        drv.range = {6.144: Range.RANGE_6_144V, 4.096: Range.RANGE_4_096V, 2.048: Range.RANGE_2_048V,
-                     1.024: Range.RANGE_1_024V, 0.512: Range.RANGE_0_512V, 0.256: Range.RANGE_0_256V}[pga_v]
+        # the driver adds the Range constants at import time (CV.add_values): by name, so a type checker follows
+        drv.range = getattr(Range, "RANGE_%s_%sV" % tuple(("%.3f" % pga_v).split(".")))
         drv.data_rate = getattr(DataRate, "RATE_%dSPS" % data_rate)
         self.driver = drv
         _AdsBase.__init__(self, drv.i2c_device, pga_v, _DR_ADS1015.index(data_rate),

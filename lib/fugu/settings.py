@@ -27,7 +27,7 @@ _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_,"
 
 # (key, kind, default, spec, unit, help). kind: "int" (spec = (lo, hi)), "bool" (spec None), "choice" (spec = the
 # choices, all str or all int), "str" (spec = (max length, allowed characters)).
-SCHEMA = (
+SCHEMA = (  # type: tuple
     ("battery_chem", "choice", "lifepo4", CHEMISTRIES, "",
      "battery chemistry: sets the charge voltages per cell (custom uses the custom_* settings)"),
     ("battery_cells", "int", 0, (0, 24), "cells",
@@ -88,7 +88,7 @@ SCHEMA = (
      "boost mode: maximum current drawn from the battery side"),
 )
 
-_BY_KEY = {}
+_BY_KEY = {}  # type: dict
 for _entry in SCHEMA:
     _BY_KEY[_entry[0]] = _entry
 KEYS = tuple(e[0] for e in SCHEMA)

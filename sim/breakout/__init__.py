@@ -1,0 +1,40 @@
+"""The simulated board's stackable breakout: which extension modules a scenario plugs in ([board.modules]), each
+attached as a register/command-level emulator on the bus and pins the board config's "breakout" entry names, with a
+host-side view of what it did (OLED frames as PNG, the SD card image, CAN frames, Modbus traffic, BLE sessions).
+
+Each module here is ``sim/breakout/<name>.py`` with ``attach(sim, pins, work_dir) -> handle``; ``pins`` is the board
+config's "breakout" dict plus its "pins" (sda, scl, buttons); ``work_dir`` is a folder for files the run makes (the
+SD image ...). A handle has ``name``, ``summary() -> dict`` (small, JSON-able: goes into summary.json under
+"modules") and ``write(out_dir)`` (copies what a user looks at into the run's output folder).
+"""
+
+import importlib
+
+MODULES = ("oled", "sd", "can", "rs485", "ble")
+
+
+def attach_modules(sim, plugged, work_dir):
+    """Attach every module whose flag in ``plugged`` (dict name -> bool) is true. Returns the handles."""
+    cfg = sim.config
+    pins = dict(cfg.get("breakout", {}))
+    for k in ("sda", "scl", "buttons"):
+        if k in cfg["pins"]:
+            pins[k] = cfg["pins"][k]
+    handles = []
+    for name in MODULES:
+        if not plugged.get(name):
+            continue
+        if name in ("sd", "can", "rs485") and not cfg.get("breakout"):
+            raise ValueError("board config %s has no 'breakout' pins: module %r cannot be plugged"
+                             % (cfg.get("name", "?"), name))
+        try:
+            mod = importlib.import_module("sim.breakout." + name)
+        except ModuleNotFoundError as e:  # TEMPORARY while the emulators' attach modules are written
+            if e.name != "sim.breakout." + name:
+                raise
+            import sys
+
+            sys.stderr.write("sim: no breakout emulator for %r yet, not plugged\n" % name)
+            continue
+        handles.append(mod.attach(sim, pins, work_dir))
+    return handles
