@@ -62,6 +62,17 @@ def drop_ins():
     return names
 
 
+def _unload(name):
+    """Forget an extension module that will not run, so the garbage collector can take its code back."""
+    sys.modules.pop("extensions." + name, None)
+    pkg = sys.modules.get("extensions")
+    if pkg is not None and hasattr(pkg, name):
+        try:
+            delattr(pkg, name)
+        except (AttributeError, TypeError):
+            pass
+
+
 class Extension:
     """Base class. Override the hooks you need; keep each call within ``budget_ms`` (do long work in steps)."""
 
@@ -191,6 +202,7 @@ class ExtensionHost:
                 continue
             ext = self._load(name, name in KNOWN)
             if ext is None:
+                _unload(name)
                 continue
             try:
                 present = ext.probe()
@@ -199,9 +211,12 @@ class ExtensionHost:
                 present = False
             if not present:
                 self.log("ext %s: not found" % name)
+                _unload(name)  # its code and driver need not stay on the heap
                 continue
             if self.add(ext):
                 found.append(name)
+            else:
+                _unload(name)
         self.log("extensions: %s" % (", ".join(found) if found else "none"))
         return found
 

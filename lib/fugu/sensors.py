@@ -8,6 +8,7 @@ OS=1 (start), wait for the ALERT/RDY pin (conversion-ready mode) or, without it,
 Everything per sample is integer arithmetic, so a control step allocates nothing.
 """
 
+import sys
 import time
 
 try:
@@ -27,6 +28,14 @@ _QUE_ONE = 0x0000  # with Hi/Lo thresholds set for conversion-ready: ALERT/RDY =
 _PGA = {6.144: 0, 4.096: 1, 2.048: 2, 1.024: 3, 0.512: 4, 0.256: 5}
 _DR_ADS1115 = (8, 16, 32, 64, 128, 250, 475, 860)
 _DR_ADS1015 = (128, 250, 490, 920, 1600, 2400, 3300)
+
+
+def forget_driver(package):
+    """Drop a driver package's modules once it has configured the chip: the fast path below needs only its
+    I2CDevice, and the driver's code (~11 KB of heap for adafruit_ads1x15 on MicroPython) can then be collected."""
+    for name in list(sys.modules):
+        if name == package or name.startswith(package + "."):
+            del sys.modules[name]
 
 
 class SensorError(OSError):
@@ -128,9 +137,10 @@ class _ADS1x15Backend(_AdsBase):
         if rdy is not None:
             kw = {"comparator_queue_length": 1, "comparator_low_threshold": 0,
                   "comparator_high_threshold": -32768}
-        self.driver = self._driver_class()(i2c, gain=_gain_of(pga_v), data_rate=data_rate, address=address, **kw)
-        _AdsBase.__init__(self, self.driver.i2c_device, pga_v, self.rates.index(data_rate),
+        driver = self._driver_class()(i2c, gain=_gain_of(pga_v), data_rate=data_rate, address=address, **kw)
+        _AdsBase.__init__(self, driver.i2c_device, pga_v, self.rates.index(data_rate),
                           1000000 // data_rate + 10, rdy)
+        forget_driver("adafruit_ads1x15")
 
 
 class ADS1115Backend(_ADS1x15Backend):
@@ -172,11 +182,12 @@ class TLA2024Backend(_AdsBase):
         # the driver adds the Range constants at import time (CV.add_values): by name, so a type checker follows
         drv.range = getattr(Range, "RANGE_%s_%sV" % tuple(("%.3f" % pga_v).split(".")))
         drv.data_rate = getattr(DataRate, "RATE_%dSPS" % data_rate)
-        self.driver = drv
         _AdsBase.__init__(self, drv.i2c_device, pga_v, _DR_ADS1015.index(data_rate),
                           1000000 // data_rate + 10, None)
         self._cfg_base &= ~0x001F
         self._cfg_base |= 0x0003  # bits 4:0 reserved: write 00011b
+        forget_driver("adafruit_tla202x")
+        forget_driver("adafruit_register")
 
 
 class AnalogBackend:
