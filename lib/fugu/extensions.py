@@ -164,6 +164,16 @@ class ExtContext:
     def setting(self, key):
         return self.settings.get(key)
 
+    def request_settings(self, mapping):
+        """Change several settings all-or-nothing (every value and the cross-key rules checked first). Returns
+        (True, the keys that changed) or (False, the reason); a refusal changes nothing."""
+        try:
+            return True, self.settings.update(mapping)
+        except KeyError as e:
+            return False, "unknown setting %s" % (e,)
+        except ValueError as e:  # SettingsError
+            return False, str(e)
+
     def request_setting(self, key, value):
         """Change a setting through the validated API. Returns (True, stored value) or (False, the reason); a
         refused value changes nothing. The controller applies it within a second and saves it to flash at a safe
@@ -276,10 +286,11 @@ class ExtensionHost:
 
     # -- running --------------------------------------------------------------------------------------------
     def service(self, now):
-        """At most one extension call: the next one (round robin) with a new snapshot to observe or a tick due."""
+        """At most one extension call: the next one (round robin) with a new snapshot to observe or a tick due.
+        Returns True when a call was made (the idle loop calls again while its period has time left)."""
         n = len(self.running)
         if n == 0:
-            return
+            return False
         seq = self.ctx.telemetry.seq
         for _ in range(n):
             k = self._next
@@ -287,12 +298,14 @@ class ExtensionHost:
             ext = self.running[k]
             if self._seen[k] != seq:
                 self._seen[k] = seq
-                self._call(k, ext.observe, self.ctx.telemetry)
-                return
+                if type(ext).observe is not Extension.observe:  # no call (no control step) for the default
+                    self._call(k, ext.observe, self.ctx.telemetry)
+                    return True
             if ticks_diff(now, self._due[k]) >= 0:
                 self._due[k] = now + ext.period_ms
                 self._call(k, ext.tick, now)
-                return
+                return True
+        return False
 
     def _call(self, k, fn, arg):
         ext = self.running[k]

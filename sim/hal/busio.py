@@ -226,6 +226,8 @@ class UART:
         self.timeout = float(timeout)
         self._bits_per_char = 1 + bits + (1 if parity else 0) + stop
         self._peer = self._board.uart_peers.get((self._tx, self._rx))
+        if self._peer is not None and hasattr(self._peer, "on_uart_config"):  # a line that checks the frame format
+            self._peer.on_uart_config(self.baudrate, bits, parity, stop)
         self._rx_size = receiver_buffer_size
         self._deinited = False
 
