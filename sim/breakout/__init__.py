@@ -27,14 +27,6 @@ def attach_modules(sim, plugged, work_dir):
         if name in ("sd", "can", "rs485") and not cfg.get("breakout"):
             raise ValueError("board config %s has no 'breakout' pins: module %r cannot be plugged"
                              % (cfg.get("name", "?"), name))
-        try:
-            mod = importlib.import_module("sim.breakout." + name)
-        except ModuleNotFoundError as e:  # TEMPORARY while the emulators' attach modules are written
-            if e.name != "sim.breakout." + name:
-                raise
-            import sys
-
-            sys.stderr.write("sim: no breakout emulator for %r yet, not plugged\n" % name)
-            continue
+        mod = importlib.import_module("sim.breakout." + name)
         handles.append(mod.attach(sim, pins, work_dir))
     return handles
