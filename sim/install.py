@@ -13,7 +13,7 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE_PATHS = (os.path.join(PROJECT_ROOT, "lib"), PROJECT_ROOT)
 
 _SHADOWED = ("board", "busio", "digitalio", "microcontroller", "micropython", "pwmio", "analogio", "countio",
-             "watchdog", "supervisor", "storage", "displayio", "busdisplay", "i2cdisplaybus", "_vfsfat", "_bleio")
+             "watchdog", "supervisor", "storage", "displayio", "busdisplay", "i2cdisplaybus", "_vfsfat")
 
 
 def _pin_stdlib_code():
