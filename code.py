@@ -25,7 +25,7 @@ cfg = load_board_config(microcontroller.nvm)
 settings = Settings(microcontroller.nvm)
 mods = {"board": board, "busio": busio, "digitalio": digitalio, "pwmio": pwmio, "analogio": analogio,
         "microcontroller": microcontroller, "watchdog": watchdog}
-hw = Hardware(cfg, mods, cal=calibration(settings))
+hw = Hardware(cfg, mods, cal=calibration(settings), mode=settings.get("mode"))
 print("board %s: %d stage(s), ADC %s" % (cfg["name"], len(hw.stages), hw.adc_kind))
 tel = Telemetry(len(hw.stages), cfg["name"], VERSION, settings.get("mode"))
 ext = ExtensionHost(ExtContext(cfg, mods, settings, tel, hw.i2c))

@@ -84,14 +84,18 @@ Schema (scenarios/README.md has the same with examples)::
     value = 10.0                       # required unless kind = "off"
     schedule = [[0, 1.0], [3600, 0.0]] # optional on-fraction 0..1, piecewise constant: a value applies from its
                                        #   t_s on; before the first entry the load is off. No schedule: always on.
+    port = "battery"                   # battery (default) | pv: on the PV terminals (boost mode's high side); it
+                                       #   stays there when the array is disconnected (fault pv_disconnect)
 
     [[faults]]                         # zero or more, any order (sorted by t_s, stable)
     t_s = 3600.0                       # >= 0 (a fault after the end of the run simply never happens)
     kind = "battery_disconnect"        # battery_disconnect | battery_reconnect | pv_disconnect | pv_reconnect |
                                        # pv_short | pv_short_clear | adc_fail | adc_recover | adc_stuck | ntc_open |
-                                       # ntc_short | ntc_ok | fan_fail | fan_ok | mcu_reset | ambient_step
-    value = 45.0                       # only ambient_step takes (and requires) a value: the new ambient in C, which
-                                       #   ambient_c(t) returns from t_s on
+                                       # ntc_short | ntc_ok | fan_fail | fan_ok | mcu_reset | ambient_step |
+                                       # backflow_short | backflow_ok | heatsink_heat (sim/faults.py)
+    value = 45.0                       # ambient_step (required): the new ambient in C, which ambient_c(t) returns
+                                       #   from t_s on; heatsink_heat (required): W; the pv_*, adc_* and backflow_*
+                                       #   kinds (optional): the channel hit (default: all); others: none
 
     [settings]                         # firmware settings overrides: str -> bool/int/float/str, validated by the
                                        # firmware itself; kept as a dict
@@ -113,6 +117,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sim import profiles
+from sim.faults import FAULT_CHANNEL_KINDS, FAULT_KINDS, FAULT_VALUE_RANGE  # the fault schema lives with the faults
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_START = "2026-06-21T00:00:00Z"
@@ -145,10 +150,7 @@ IRRADIANCE_KEYS = {
 MAX_IRRADIANCE = 2000.0
 CHEMISTRIES = ("lifepo4", "li_nmc", "lead_flooded", "lead_agm", "lead_gel")
 LOAD_KINDS = ("resistive", "constant_power", "constant_current", "off")
-FAULT_KINDS = ("battery_disconnect", "battery_reconnect", "pv_disconnect", "pv_reconnect", "pv_short",
-               "pv_short_clear", "adc_fail", "adc_recover", "adc_stuck", "ntc_open", "ntc_short", "ntc_ok",
-               "fan_fail", "fan_ok", "mcu_reset", "ambient_step")
-FAULT_VALUE_RANGE = {"ambient_step": (-60.0, 100.0)}  # the kinds that take a value, and its range
+LOAD_PORTS = ("battery", "pv")  # where the [load] hangs: the battery node, or the PV terminals (boost mode)
 AMBIENT_RANGE = (-60.0, 100.0)
 
 
@@ -868,9 +870,9 @@ class _Validator:
             sc._load_const = 0.0
             return
         sec = "load"
-        self.keys(tab, sec, ("kind", "value", "schedule"), required=("kind",))
+        self.keys(tab, sec, ("kind", "value", "schedule", "port"), required=("kind",))
         kind = self.enum(sec, "kind", tab["kind"], LOAD_KINDS)
-        load = {"kind": kind}
+        load = {"kind": kind, "port": self.enum(sec, "port", tab.get("port", "battery"), LOAD_PORTS)}
         if kind == "off":
             load["value"] = 0.0 if "value" not in tab else self.num(sec, "value", tab["value"], lo=0.0)
         else:
@@ -918,10 +920,12 @@ class _Validator:
                 if "value" not in f:
                     self.fail(s_lbl, "value", "missing required key (%s takes a value)" % kind)
                 value = self.num(s_lbl, "value", f["value"], *FAULT_VALUE_RANGE[kind])
+            elif kind in FAULT_CHANNEL_KINDS and "value" in f:  # optional: the channel it hits (none: all)
+                value = self.num(s_lbl, "value", f["value"], 0, sc.board_channels - 1, integer=True)
             else:
                 if "value" in f:
-                    self.fail(s_lbl, "value", "fault kind %r takes no value (only %s does)"
-                              % (kind, ", ".join(FAULT_VALUE_RANGE)))
+                    self.fail(s_lbl, "value", "fault kind %r takes no value (only %s do; the pv_*, adc_* and "
+                              "backflow_* kinds take a channel)" % (kind, ", ".join(FAULT_VALUE_RANGE)))
                 value = None
             out.append({"t_s": t, "kind": kind, "value": value})
         out.sort(key=lambda d: d["t_s"])  # stable: same-time faults keep the file's order

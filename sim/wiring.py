@@ -46,6 +46,8 @@ class _Gate:
 
     def __init__(self, stage):
         self.stage = stage
+        self.backflow_cmd = False  # what the firmware drives on the backflow MOSFET's gate
+        self.backflow_shorted = False  # fault backflow_short: the MOSFET failed short, it conducts whatever its gate
 
     def on_pwm(self, pin, kind, value):
         if kind == "pwm":
@@ -60,7 +62,13 @@ class _Gate:
         self.stage.h_next = 1e-6
 
     def on_backflow(self, pin, kind, value):
-        self.stage.backflow_on = bool(value) if kind == "digital" else False
+        self.backflow_cmd = bool(value) if kind == "digital" else False
+        self.stage.backflow_on = self.backflow_cmd or self.backflow_shorted
+
+    def set_backflow_shorted(self, shorted):
+        self.backflow_shorted = shorted
+        self.stage.backflow_on = self.backflow_cmd or shorted
+        self.stage.h_next = 1e-6
 
 
 class _EspAdcPin:
@@ -141,6 +149,8 @@ class FuguSim:
             irradiance_scale=irradiance_scale,
         )
         clock.plant = self.plant
+        if sc is not None:  # the heatsink starts at the scenario's ambient (a cold morning is cold inside too)
+            self.heatsink.temp_c = self.heatsink.t_amb_c = float(sc.ambient_c(0.0))
         # -- per channel: sensing front-ends, the ADC, the gate pins ---------------------------------------------
         self.frontends_ch = []
         self.adc_inputs_ch = []

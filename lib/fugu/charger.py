@@ -7,9 +7,10 @@ the lowest duty wins). Integers only (mV, mA, ms, degC); nothing is allocated pe
 Stages: off -> bulk -> absorb -> float -> storage, optional equalize between absorb and float (flooded lead only).
 Every threshold is debounced with time and has hysteresis:
 * bulk -> absorb: the battery stays within ``AT_TARGET_MV_CELL`` of the absorption voltage for ``REACH_MS``.
-* absorb ends on the tail current (battery current at or below ``tail_ma_per_ah * capacity`` for ``TAIL_MS`` WHILE
-  the voltage is held: a weak sun also gives a small current, that is not a full battery) or on the adaptive maximum
-  time (see ``absorb_time_ms``). The absorption clock runs only while the voltage is held (a cloud pauses it).
+* absorb ends on the tail current (battery current, averaged over ~``TAIL_AVG_MS`` against sensor noise, at or
+  below ``tail_ma_per_ah * capacity`` for ``TAIL_MS`` WHILE the voltage is held: a weak sun also gives a small
+  current, that is not a full battery) or on the adaptive maximum time (see ``absorb_time_ms``). The absorption
+  clock runs only while the voltage is held (a cloud pauses it).
 * re-bulk: the voltage stays below the re-bulk threshold for ``REBULK_MS`` while PV is there (a motor start or a
   short load peak is not a discharged battery; at night a low voltage is expected and is handled by the night rule).
 * night: ``pv_ok`` False pauses everything. After ``NIGHT_MS`` without PV the next sunrise starts a new cycle (bulk),
@@ -49,6 +50,8 @@ SYSTEM_NOMINAL_V = (12, 24, 48)
 
 REACH_MS = 10000  # bulk -> absorb: voltage held this long
 TAIL_MS = 60000  # tail current held this long (with the voltage at target)
+TAIL_AVG_MS = 10000  # the tail test uses the battery current averaged over ~this long: near the threshold one
+# noisy sample (a shunt amplifier's offset and noise are tens of mA) must not restart the TAIL_MS timer
 REBULK_MS = 60000  # below the re-bulk threshold this long (with PV)
 NIGHT_MS = 2 * 3600 * 1000  # no PV this long: new cycle at the next sunrise
 TEMP_MS = 5000  # charge-window entry/exit debounce
@@ -278,6 +281,7 @@ class Charger:
         self._detect_n = 0
         self._t_reach = 0
         self._t_tail = 0
+        self._i_avg_ma = 0  # battery current averaged over ~TAIL_AVG_MS while the absorption voltage is held
         self._t_rebulk = 0
         self._t_temp = 0
         self._block = None  # None, or the reason string of a temperature lock-out
@@ -493,6 +497,7 @@ class Charger:
                     self._t_reach = 0
                     self._stage = STAGE_ABSORB
                     self.absorb_ms = 0
+                    self._i_avg_ma = i_bat_ma
                     self.absorb_limit_ms = self.absorb_time_ms(self.cycle_start_mv, self.bulk_charge_mah)
                     self._why = R_ABSORB
             else:
@@ -502,7 +507,8 @@ class Charger:
                 held = True
                 if self.absorb_ms < TIMER_MAX_MS:
                     self.absorb_ms += dt_ms
-                if self._tail_ma and i_bat_ma <= self._tail_ma:
+                self._i_avg_ma += (i_bat_ma - self._i_avg_ma) * dt_ms // (dt_ms + TAIL_AVG_MS)
+                if self._tail_ma and self._i_avg_ma <= self._tail_ma:
                     self._t_tail += dt_ms
                 else:
                     self._t_tail = 0

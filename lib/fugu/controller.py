@@ -52,6 +52,7 @@ class Controller:
         self.state = IDLE
         self.telemetry = telemetry
         self.ext = extensions
+        self.boost = getattr(hw, "mode", "buck") == "boost"  # boost stages: no charge limits, a discharge floor
         self._t_changed = self._t_last
         self._t_dirty = -1
         self._e_pv_uj = 0
@@ -83,6 +84,8 @@ class Controller:
             st.v_in_max_mv = v_in_max
             st.prot.v_in_max_mv = v_in_max
             st.scan_interval_ms = s.get("scan_interval_s") * 1000
+            if self.boost:
+                st.configure(s.get("boost_v_target_mv"), s.get("boost_i_max_ma"))
         self._p_max_mw = s.get("p_max_w") * 1000
 
     # -- the loop --------------------------------------------------------------------------------------------
@@ -186,6 +189,8 @@ class Controller:
             lim.p_in_mw = p_lim // n_on if p_lim else 1
             st.allowed = ch.i_limit_ma > 0 and ch.v_target_mv > 0
             st.prot.set_charge_target(ch.v_target_mv)
+            if self.boost:
+                st.set_battery(ch.profile, ch.cells)
         # the history gets the mean powers over this interval, from the exact energy totals
         e = self.energy
         pv_uj = e.exact_uj(0)

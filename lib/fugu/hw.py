@@ -25,10 +25,17 @@ def calibration(settings):
 
 
 class Hardware:
-    def __init__(self, cfg, mods, cal=None, log=print, adc_override=None):
+    def __init__(self, cfg, mods, cal=None, log=print, adc_override=None, mode="buck"):
         """mods: dict of the CircuitPython modules: board, busio, digitalio, pwmio, analogio, microcontroller,
-        watchdog (the last two may be None on a host without them)."""
+        watchdog (the last two may be None on a host without them). mode: the settings' "buck" or "boost" (the
+        power stages are built for it; a change applies at the next start)."""
         self.cfg = cfg
+        self.mode = mode
+        stage_cls = Stage
+        if mode == "boost":
+            from fugu.boost import BoostStage  # imported only in boost mode (RAM)
+
+            stage_cls = BoostStage
         self.log = log
         board = mods["board"]
         self._dio = mods["digitalio"]
@@ -68,7 +75,7 @@ class Hardware:
                               ch["power_stage"])
             prot = StageProtection(self.ratings["v_in_max_mv"], self.ratings["i_in_max_ma"],
                                    self.ratings["i_out_max_ma"], self.ratings["v_out_max_mv"])
-            self.stages.append(Stage(ch["index"], adc, ch["sense"], gate, prot, cal, log))
+            self.stages.append(stage_cls(ch["index"], adc, ch["sense"], gate, prot, cal, log))
         self.adc_kind = self.stages[0].adc.kind
         # NTC on the MCU's ADC (slow reads: once a second)
         self.ntc_cfg = cfg["ntc"]

@@ -20,11 +20,31 @@ I_BACKFLOW_ON_MA = 300  # backflow MOSFET on above this forward current (its bod
 I_BACKFLOW_OFF_MA = 120
 I_RUN_MIN_MA = 40  # below this for LOW_POWER_MS the stage stops (dusk): switching losses exceed the harvest
 LOW_POWER_MS = 3000
+FLOOR_STOP_MS = 1000  # a limit that wants less than the floor (zero current) this long stops the stage
+LIMIT_MEMORY_MS = 3000  # a limit that bound this recently explains low or falling power (not dusk, shade or PV lost)
 BACKOFF_MIN_MS = 5000
 BACKOFF_MAX_MS = 300000
 ZERO_SAMPLES = 32
 STUCK_SAMPLES = 600  # identical raw current readings in a row while running = stuck ADC
 SCAN_SPACING_MS = 15000  # at most one shade-triggered scan per 15 s (cloud edges also drop power)
+# Tracking below this fraction of the open-circuit voltage means bypass diodes conduct (an unshaded crystalline
+# array's MPP sits at ~0.8 V_oc): the array is partly shaded, and a moving shadow can make the OTHER peak the global
+# one without the power at this one changing at all (nothing to trigger a scan). Rescan SHADE_RESCAN_DIV times as
+# often as the periodic scan then (default 600 s / 5 = 2 min; a scan costs ~0.6 s of full power).
+SHADE_V_PERMILLE = 700
+SHADE_RESCAN_DIV = 5
+
+
+def _full_scale_ma(scale, counts_full, reverse=False):
+    """The largest forward (or, reverse=True, the most negative) current a sensor channel can report, at one end of
+    the ADC's range; 0 if unknown."""
+    if counts_full <= 0:
+        return 0
+    a = scale(0)
+    b = scale(counts_full)
+    if reverse:
+        return a if a < b else b
+    return a if a > b else b
 
 
 class Stage:
@@ -46,6 +66,10 @@ class Stage:
         if self.has_iout:
             self.ch_iout = sense["i_out"]["ch"]
             self.sc_iout, _ = channel_scale(sense["i_out"], upc, cal.get("i_out", 0))
+        counts_full = getattr(adc, "counts_full", 0)
+        prot.limit_to_sensor(_full_scale_ma(self.sc_iin, counts_full),
+                             _full_scale_ma(self.sc_iout, counts_full) if self.has_iout else 0,
+                             _full_scale_ma(self.sc_iin, counts_full, reverse=True))
         self.tracker = Tracker()
         self.limits = Limits(gate.top)
         self.state = IDLE
@@ -72,6 +96,8 @@ class Stage:
         self._zero_acc_o = 0
         self._stuck = 0
         self.limited = False
+        self._t_lim = 0  # when a limit last bound (ms)
+        self._t_floor = -1  # since when a limit has wanted less than the duty floor (-1: it does not)
         self.allowed = False  # the charger allows charging (set once a second by the controller)
         self.scan_interval_ms = 600000
         self._t_scan = 0
@@ -175,7 +201,10 @@ class Stage:
             self._idle(now, running_ok)
         elif st == FAULT:
             self._recover(now)
-        elif not running_ok:
+        elif not running_ok or not self.allowed:
+            # a global condition (temperature) or the charger (battery full / too cold / too hot, no cell count)
+            # says stop: stop now, not by pulling the current to nothing through a limit (that looks like a lost
+            # panel to the collapse detection)
             self.stop(now, backoff=False)
         else:
             self._run(now)
@@ -185,7 +214,11 @@ class Stage:
         v_in = self.v_in
         v_out = self.v_out
         self.v_oc_mv = v_in
+        v_set = self.limits.v_out_mv
+        # a battery already above the charger's set point (lithium float is below the full battery's rest voltage)
+        # needs nothing: starting would only find the voltage limit binding at zero current and stop again
         ok = (running_ok and self.allowed and v_out >= P.V_BAT_PRESENT_MV and v_in > v_out + START_MARGIN_MV
+              and (v_set == 0 or v_out < v_set)
               and v_in < self.v_in_max_mv and self.gate.counts(v_out, v_in) < self.gate.d_max * 9 // 10)
         if not ok:
             self._t_ok = 0
@@ -228,7 +261,9 @@ class Stage:
         idle, capped by the input limit) means the stage can never push the panel node above the voltage where
         the panel would start to take current back, nor above v_in_max if the panel vanishes. A floor from the
         present V_in would pull the duty back up after every downward move while the input capacitor is still
-        charging. The ceiling is the bootstrap limit."""
+        charging. (The IR2104's dead time shortens every high-side pulse, so the bottom ~2 % above the floor carry
+        no current: a margin that keeps a constant-voltage hold at a tail current clear of the floor.) The ceiling
+        is the bootstrap limit."""
         g = self.gate
         v_top = self.v_oc_mv if self.v_oc_mv else self.v_in_max_mv
         if v_top > self.v_in_max_mv:
@@ -262,7 +297,11 @@ class Stage:
                     tr.begin(self.duty_f)
             return
         # dusk / no light: stop instead of switching for nothing
-        if i_in < I_RUN_MIN_MA and tr.mode != SCAN:
+        # a limit that bound within LIMIT_MEMORY_MS (the flag itself flickers as the tracker probes against it)
+        # explains low or falling power: a constant-voltage hold tapering to a tail current is not dusk, and the
+        # power the voltage regulator takes away is not shade or a lost panel
+        held = self.limited or ticks_diff(now, self._t_lim) < LIMIT_MEMORY_MS
+        if i_in < I_RUN_MIN_MA and tr.mode != SCAN and not held:
             if self._n_low == 0:
                 self._t_low = now
             self._n_low += 1
@@ -275,11 +314,14 @@ class Stage:
             self._n_low = 0
         p = self.p_in_mw
         # shade / sudden change: a global scan (at most one per SCAN_SPACING_MS)
-        if tr.mode != SCAN and not self.limited:
+        if tr.mode != SCAN and not held:
             if self._p_slow == 0:
                 self._p_slow = p
             self._p_slow += (p - self._p_slow) >> 6
-            due = self.scan_interval_ms and ticks_diff(now, self._t_scan) > self.scan_interval_ms
+            since = ticks_diff(now, self._t_scan)
+            v_open = tr.v_open_mv or self.v_oc_mv
+            due = self.scan_interval_ms and (since > self.scan_interval_ms or (
+                since > self.scan_interval_ms // SHADE_RESCAN_DIV and self.v_in * 1000 < v_open * SHADE_V_PERMILLE))
             drop = p * 10 < self._p_slow * 7 and ticks_diff(now, self._t_scan) > SCAN_SPACING_MS
             # a collapse (shade over the operating point, or the panel gone): scan now; if the scan finds
             # nothing either, the low-power stop ends the run and reports PV_LOST
@@ -290,7 +332,11 @@ class Stage:
                 self._t_scan = now
                 self._p_slow = 0
                 tr.start_scan(d_lo, d_hi)
+        elif held:
+            self._p_slow = 0  # the average restarts when the limit lets go (a CV taper is not a collapse)
         d_req = tr.update(p, self.v_in, d_lo, d_hi)
+        if d_req < d_lo:  # the floor is a safety bound: a scan planned before the battery voltage moved obeys it too
+            d_req = d_lo
         if tr.scan_done:
             tr.scan_done = False
             self.log("SCAN ch=%d t_ms=%d best_w=%.1f v_mv=%d" % (self.index, now, tr.last_scan_best_mw / 1000,
@@ -299,14 +345,29 @@ class Stage:
         d_allow = self.duty_f + allow
         if d_req > d_allow:
             if d_allow < d_lo:
-                # a limit wants less than the stage can deliver while switching (battery full, tiny current)
-                self.stop(now, backoff=False)
-                self._t_next_start = now + 2000
-                return
+                # a limit wants less than the stage delivers even at the floor (no current there): a battery
+                # above its set point. Held for FLOOR_STOP_MS (a constant-voltage hold at a tail current sits
+                # just above the floor and one regulator step may undershoot it), the stage stops.
+                if self._t_floor < 0:
+                    self._t_floor = now
+                elif ticks_diff(now, self._t_floor) > FLOOR_STOP_MS:
+                    self.stop(now, backoff=False)
+                    self._t_next_start = now + 2000
+                    return
+                d_allow = d_lo
+            else:
+                self._t_floor = -1
             d = d_allow
             self.limited = True
-            tr.sync(d)
+            self._t_lim = now
+            if allow > 0:
+                # the limit only slows an upward move (a battery just below its set point caps the step): the
+                # tracker keeps its target (a scan goes on) while the duty gets there at the allowed rate
+                tr.ramping()
+            else:
+                tr.sync(d)
         else:
+            self._t_floor = -1
             d = d_req
             self.limited = False
             # downward moves (towards the panel's open circuit) are slewed: a step down excites the input LC, and

@@ -3,8 +3,16 @@
 Runs about once a second, not per control step (temperature moves slowly and the ESP32's analogio read is slow).
 Derating is linear in temperature from t_derate_start_c (100 %) to t_shutdown_c (0 %), so the power limit moves
 smoothly instead of the stage tripping at full power; "silent mode" keeps the fan off and starts derating at the
-fan's switch-on temperature instead. Fan failure (FUGU has no tachometer) is inferred: the fan has run for a while
-and the heatsink still heats up at a rate only a stopped fan explains.
+fan's switch-on temperature instead.
+
+Fan failure (FUGU has no tachometer) is inferred from the SHAPE of the heat-up while the fan runs, not from how hot
+it gets (a working fan on a hot day at full power also heats the heatsink by tens of kelvin). Under steady losses
+the heatsink follows a first-order curve, so successive rises over equal windows shrink by exp(-window / tau); tau
+is ~2 min with the fan blowing and ~6 min in still air (FUGU-class heatsink: 150 J/K, 0.8 K/W with the fan, 2.5 K/W
+without). Rises over 60 s windows that shrink by less than FAN_RATIO_FAILED (a 6-minute curve: 0.85, a 2-minute
+one: 0.61), twice in a row while the heatsink warms by at least FAN_RISE_MIN_C per window, mean the fan is not
+moving air. A rise that grows (the sun came out) is no evidence either way. FAN_FAIL then holds until a restart
+(without a tachometer nothing shows the fan was fixed) and the derating starts at the fan's switch-on temperature.
 """
 
 import math
@@ -16,8 +24,11 @@ FAN_FAIL = "FAN_FAIL"
 
 T_KELVIN0 = 273.15
 FAN_HYST_C = 5
-FAN_CHECK_S = 180  # after this long with the fan on ...
-FAN_RISE_C = 4  # ... a heatsink this much warmer than when it started means the fan isn't moving air
+FAN_WINDOW_S = 60  # fan-failure inference: compare the heatsink's rise over successive windows of this length
+FAN_RISE_MIN_C = 1.0  # a window must warm by this much to count (NTC noise and resolution ~0.1 C)
+FAN_RATIO_FAILED = 0.75  # rise(n) / rise(n-1) above this = still-air time constant (see the module docstring)
+FAN_RATIO_SKIP = 1.1  # above this the heat input grew (sun, load): no evidence
+FAN_VERDICTS = 2  # windows in a row that say "no airflow"
 SENSOR_FAULT_DERATE_PCT = 50
 
 
@@ -46,7 +57,10 @@ class Thermal:
         self.fault = None  # NTC_OPEN / NTC_SHORT / OVER_TEMP / FAN_FAIL or None
         self.fan_failed = False
         self._fan_on_s = 0
-        self._t_fan_start = 0.0
+        self._t_w0 = 0.0  # heatsink temperature at the start of the previous window ...
+        self._t_w1 = 0.0  # ... and of the current one (fan running)
+        self._n_w = 0  # window boundaries seen since the fan switched on
+        self._n_bad = 0
 
     def configure(self, t_derate_start_c, t_shutdown_c, fan_on_c, silent):
         self.t_derate_c = t_derate_start_c
@@ -77,18 +91,14 @@ class Thermal:
             self.fan_on = True
         elif t < self.fan_on_c - FAN_HYST_C:
             self.fan_on = False
-        # fan failure: running for FAN_CHECK_S yet the heatsink keeps rising
         if self.fan_on:
-            if self._fan_on_s == 0:
-                self._t_fan_start = t
-            self._fan_on_s += 1
-            if self._fan_on_s >= FAN_CHECK_S and t > self._t_fan_start + FAN_RISE_C and t > self.fan_on_c + 10:
-                self.fan_failed = True
+            self._fan_check(t)
         else:
             self._fan_on_s = 0
         # derating
-        start = self.fan_on_c if self.silent else self.t_derate_c
-        if self.fan_failed:
+        # silent mode or a failed fan: derate from where the fan would have come on (if that is lower)
+        start = self.t_derate_c
+        if (self.silent or self.fan_failed) and self.fan_on_c < start:
             start = self.fan_on_c
         if t >= self.t_shutdown_c:
             self.derate_pct = 0
@@ -104,3 +114,26 @@ class Thermal:
                 self.derate_pct = int(100 * (self.t_shutdown_c - t) / (self.t_shutdown_c - start))
         if self.fan_failed and self.fault is None:
             self.fault = FAN_FAIL
+
+    def _fan_check(self, t):
+        """Once a second while the fan runs: the heat-up shape over FAN_WINDOW_S windows (module docstring)."""
+        n = self._fan_on_s
+        self._fan_on_s = n + 1
+        if n % FAN_WINDOW_S:
+            return
+        if n == 0:
+            self._n_w = 0
+            self._n_bad = 0
+        self._n_w += 1
+        if self._n_w >= 3:
+            d1 = self._t_w1 - self._t_w0
+            d2 = t - self._t_w1
+            if d1 >= FAN_RISE_MIN_C and d2 <= FAN_RATIO_SKIP * d1:
+                if d2 > FAN_RATIO_FAILED * d1:
+                    self._n_bad += 1
+                    if self._n_bad >= FAN_VERDICTS:
+                        self.fan_failed = True
+                else:
+                    self._n_bad = 0
+        self._t_w0 = self._t_w1
+        self._t_w1 = t

@@ -34,7 +34,8 @@ class Tracker:
         self._phase = 0
         self._sum_a = 0
         self._sum_b = 0
-        self._b_prev = -1
+        self._b_prev = 0
+        self._has_prev = False  # _b_prev holds the last cycle's window (a sum near zero power can be negative)
         self._p_mean = 0
         self._noise = 0
         self._reversed = False
@@ -51,6 +52,7 @@ class Tracker:
         self.last_scan_v_mv = 0
         self._scan_best_v = 0
         self.v_oc_mv = 0
+        self.v_open_mv = 0  # the panel voltage at the scan's open-circuit end (its present V_oc, ~), last scan
 
     # -- commands ----------------------------------------------------------------------------------------
     def begin(self, duty):
@@ -103,7 +105,7 @@ class Tracker:
         self._phase = 0
         self._sum_a = 0
         self._sum_b = 0
-        self._b_prev = -1
+        self._has_prev = False
 
     # -- one control step ------------------------------------------------------------------------------------
     def update(self, p_mw, v_mv, d_lo, d_hi):
@@ -138,7 +140,7 @@ class Tracker:
         step_max = d_now >> 4
         if step_max < 4 * step_min:
             step_max = 4 * step_min
-        if self._b_prev >= 0:
+        if self._has_prev:
             dp = a - self._b_prev
             if db > 2 * self._noise:  # the sky is changing: remove the drift measured between A and B
                 dp -= ((b - a) * (ns + n)) // n
@@ -157,6 +159,7 @@ class Tracker:
             elif self.step > step_max:
                 self.step = step_max
         self._b_prev = b
+        self._has_prev = True
         self._phase = 0
         self._sum_a = 0
         self._sum_b = 0
@@ -177,9 +180,13 @@ class Tracker:
 
     def _scan(self, p_mw, v_mv, d_lo, d_hi):
         """One point per n_settle + 1 steps: the samples right after a duty change are discarded."""
+        if self.duty < d_lo:  # the bounds moved since the scan began (the floor follows V_out): stay within them
+            self.duty = d_lo
         if self._scan_settle > 0:
             self._scan_settle -= 1
             return self.duty
+        if self._scan_best_p < 0:
+            self.v_open_mv = v_mv  # first point: the floor, where (almost) no current flows
         if p_mw > self._scan_best_p:
             self._scan_best_p = p_mw
             self._scan_best_d = self.duty

@@ -12,16 +12,18 @@ both fade out smoothly and odd-symmetrically (a small resistor near 0 V, never a
 import math
 
 LOAD_KINDS = ("off", "resistive", "constant_current", "constant_power")
+LOAD_PORTS = ("battery", "pv")
 
 
 class DCLoad:
     """kind "off" | "resistive" (value = ohm) | "constant_current" (A) | "constant_power" (W).
 
     ``fade_v``: voltage scale of the low-voltage fade-out (default 1 V for constant current, 2 V for constant
-    power). Callable: ``load(v)`` == ``load.current_and_slope(v)``. ``kind``/``value`` may be changed at run time.
+    power). ``port``: "battery" (the output node) or "pv" (the PV terminals: a boost-mode load). Callable:
+    ``load(v)`` == ``load.current_and_slope(v)``. ``kind``/``value`` may be changed at run time.
     """
 
-    def __init__(self, kind: str, value: float = 0.0, fade_v: float | None = None):
+    def __init__(self, kind: str, value: float = 0.0, fade_v: float | None = None, port: str = "battery"):
         if kind not in LOAD_KINDS:
             raise ValueError(f"unknown load kind {kind!r}; expected one of {LOAD_KINDS}")
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0.0):
@@ -30,8 +32,11 @@ class DCLoad:
             raise ValueError("a resistive load needs value > 0 ohm (use kind='off' for an open circuit)")
         if fade_v is not None and not fade_v > 0.0:
             raise ValueError(f"fade_v must be > 0 V, got {fade_v!r}")
+        if port not in LOAD_PORTS:
+            raise ValueError(f"unknown load port {port!r}; expected one of {LOAD_PORTS}")
         self.kind = kind
         self.value = float(value)
+        self.port = port  # where the plant hangs it: "battery" node or "pv" terminals (boost mode)
         self.fade_v = fade_v if fade_v is not None else (2.0 if kind == "constant_power" else 1.0)
 
     def current_and_slope(self, v: float) -> tuple[float, float]:

@@ -21,13 +21,18 @@ import math
 
 
 class PVPort:
-    """One PV input's terminals: the array and the faults a scenario puts on them (disconnected, shorted)."""
+    """One PV input's terminals: the array and the faults a scenario puts on them (disconnected, shorted), and a
+    load hung on them (boost mode: the battery stepped up onto these terminals). The load stays when the array is
+    disconnected."""
 
     def __init__(self, pv):
         self.pv = pv
         self.connected = True
         self.short = False
         self.r_short_ohm = 0.01
+        self.dc_source_v = None  # fault pv_dc_source: a stiff DC source on the PV bus (sinks above, feeds below)
+        self.r_dc_source_ohm = 0.1
+        self.load = None  # callable(v) -> (i drawn, di/dv), or None
 
     def current(self, v):
         i, di = self.pv.current_and_slope(v)
@@ -35,17 +40,60 @@ class PVPort:
             g = 1.0 / self.r_short_ohm
             i -= v * g
             di -= g
+        if self.dc_source_v is not None:
+            g = 1.0 / self.r_dc_source_ohm
+            i += (self.dc_source_v - v) * g
+            di -= g
+        if self.load is not None:
+            il, dil = self.load(v)
+            i -= il
+            di -= dil
         return i, di
 
     def short_only(self, v):
         g = 1.0 / self.r_short_ohm
+        if self.load is not None:
+            il, dil = self.load(v)
+            return -v * g - il, -g - dil
         return -v * g, -g
+
+    def load_only(self, v):
+        il, dil = self.load(v)
+        return -il, -dil
 
     def source(self):
         """What the power stage's PV branch sees: callable(v) -> (i, di/dv), or None when nothing is connected."""
         if self.connected:
             return self.current
-        return self.short_only if self.short else None
+        if self.short:
+            return self.short_only
+        return self.load_only if self.load is not None else None
+
+    def open_voltage(self, v_max, v_guess=0.0):
+        """Terminal voltage (0..v_max) where nothing flows into the stage (its input path blocks): the array and
+        the load (and a short) settle on their own operating point."""
+        src = self.source()
+        if src is None or v_max <= 0.0 or src(0.0)[0] <= 0.0:
+            return 0.0
+        if src(v_max)[0] >= 0.0:
+            return v_max
+        lo, hi = 0.0, v_max
+        v = min(max(v_guess, lo), hi)
+        for _ in range(60):  # Newton, kept inside the bracket (bisection when it leaves it)
+            i, di = src(v)
+            if i > 0.0:
+                lo = v
+            else:
+                hi = v
+            if hi - lo < 1e-6:
+                break
+            v_new = v - i / di if di < 0.0 else 0.5 * (lo + hi)
+            if not lo < v_new < hi:
+                v_new = 0.5 * (lo + hi)
+            if abs(v_new - v) < 1e-7:
+                return v_new
+            v = v_new
+        return v
 
 
 class Plant:
@@ -78,6 +126,11 @@ class Plant:
         self.stage = stages[0]
         self.pv = pvs[0]
         self.battery = battery
+        # a load with port "pv" hangs on channel 0's PV terminals (boost mode), any other on the battery node
+        self.load_hv = load if getattr(load, "port", "battery") == "pv" else None
+        if self.load_hv is not None:
+            load = None
+            self.ports[0].load = self._load_hv_current
         self.load = load
         self.heatsink = heatsink
         self.fan = fan
@@ -95,6 +148,7 @@ class Plant:
         self.r_pv_short_ohm = 0.01
         self.bat_present = battery is not None
         self.ambient_override_c = None
+        self.heat_extra_w = 0.0  # heat into the heatsink from outside the converter (fault heatsink_heat)
         # conditions
         self.g_w_m2 = 0.0
         self.t_cell_c = 25.0
@@ -115,6 +169,7 @@ class Plant:
         self.e_bat_in_j = 0.0  # at the battery terminals, signed (discharge subtracts)
         self.e_bat_charge_j = 0.0  # only the charging part
         self.e_load_j = 0.0
+        self.e_load_hv_j = 0.0  # the load on the PV terminals (its energy is part of e_pv_j, which is net)
         self.e_aux_j = 0.0
         self.e_loss_j = {}
         self.e_stored0_j = 0.0
@@ -139,6 +194,11 @@ class Plant:
     # ---------------------------------------------------------------------------------------------------
     def _load_current(self, v):
         i, di = self.load.current_and_slope(v)
+        f = self._load_frac
+        return i * f, di * f
+
+    def _load_hv_current(self, v):
+        i, di = self.load_hv.current_and_slope(v)
         f = self._load_frac
         return i * f, di * f
 
@@ -189,6 +249,12 @@ class Plant:
             p.r_short_ohm = self.r_pv_short_ohm
         self._wire_sources()
 
+    def set_pv_dc_source(self, v, channel=None):
+        """Put a DC source of v volts (behind r_dc_source_ohm) on a PV input's terminals, or remove it (v None)."""
+        for p in self._ports(channel):
+            p.dc_source_v = v
+        self._wire_sources()
+
     def set_battery_connected(self, connected):
         self.bat_present = connected
         self._wire_sources()
@@ -207,6 +273,8 @@ class Plant:
                 stk.bat_e_v = st.vo
             if stk.pv_current is not None and port.connected:
                 stk.vc = max(0.0, port.pv.voc() - stk.p.v_f_body_v) if self.g_w_m2 * self._scale[k] > 0 else 0.0
+            if stk.bat_connected and stk.vo - stk.p.v_f_body_v > stk.vc:
+                stk.vc = stk.vo - stk.p.v_f_body_v  # charged from the output through the high-side body diode
             stk.v_boot = 0.0
         self.e_stored0_j = sum(stk.stored_energy_j() for stk in self.stages)
 
@@ -296,7 +364,7 @@ class Plant:
                 bat.step(st.i_bat, h)
             if self.heatsink is not None:
                 fan_air = self.fan.airflow(self.fan_command) if self.fan is not None else 0.0
-                self.heatsink.step(self._loss_w, fan_air, h)
+                self.heatsink.step(self._loss_w + self.heat_extra_w, fan_air, h)
             if self.on_substep is not None:
                 self.on_substep(self)
 
@@ -311,6 +379,8 @@ class Plant:
         if p_bat > 0:
             self.e_bat_charge_j += p_bat * h
         self.e_load_j += st.i_load * st.vo * h
+        if self.load_hv is not None:
+            self._account_load_hv(st, h)
         p_aux = self.aux_power_w()
         self.e_aux_j += p_aux * h
         losses = st.losses()
@@ -328,6 +398,14 @@ class Plant:
             self.max_v_out = st.vo
         if st.bat_connected and v_bat_term > self.max_v_bat:
             self.max_v_bat = v_bat_term
+
+    def _account_load_hv(self, st, h):
+        """The PV-terminal load's energy. While the stage's input path blocks (driver and backflow MOSFET off,
+        nothing flowing) the terminals are cut off from the input capacitor: they sit where the array and the load
+        meet (0 V with no array), not at the capacitor's voltage the stage reports."""
+        if st.i_pv == 0.0 and not st.backflow_on:
+            st.v_pv = self.ports[0].open_voltage(st.vc + st.p.v_f_body_v, st.v_pv)
+        self.e_load_hv_j += self._load_hv_current(st.v_pv)[0] * st.v_pv * h
 
     def aux_power_w(self, st=None):
         """The aux supply's draw (MCU, ADC, gate driver) from a stage's output node (default: channel 0's)."""
@@ -394,7 +472,7 @@ class Plant:
                 bat.step(st.i_bat, h)
             if self.heatsink is not None:
                 fan_air = self.fan.airflow(self.fan_command) if self.fan is not None else 0.0
-                self.heatsink.step(loss_w, fan_air, h)
+                self.heatsink.step(loss_w + self.heat_extra_w, fan_air, h)
             if self.on_substep is not None:
                 self.on_substep(self)
 

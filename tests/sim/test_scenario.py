@@ -35,6 +35,15 @@ SHIPPED = {  # file stem -> duration_s as specified
     "dual_channel": 600.0,
     "shunt": 900.0,
     "s3_internal_adc": 600.0,
+    # protections and charge profiles (tests/closed_loop/test_faults_more.py, test_charge_profiles.py)
+    "input_overcurrent": 120.0,
+    "output_overcurrent": 90.0,
+    "reverse_current": 45.0,
+    "over_temperature": 130.0,
+    "fan_failure": 300.0,
+    "charge_lifepo4": 240.0,
+    "charge_lead_agm": 60.0,
+    "boost": 40.0,  # tests/closed_loop/test_boost.py
 }
 
 
