@@ -43,9 +43,17 @@ class CostModel:
         self.control_step_us = 2500.0
         self.nvm_write_ms = 35.0
         for k, v in overrides.items():
-            if not hasattr(self, k):
-                raise ValueError("unknown cost model key %r (known: %s)" % (k, ", ".join(sorted(vars(self)))))
+            if not hasattr(self, k) or k.endswith("_ns"):
+                known = sorted(n for n in vars(self) if not n.endswith("_ns"))
+                raise ValueError("unknown cost model key %r (known: %s)" % (k, ", ".join(known)))
             setattr(self, k, float(v))
+
+    def __setattr__(self, key, value):
+        """Each ``x_us`` also sets ``x_ns`` (integer nanoseconds): the hot paths (pin and clock reads, hundreds of
+        thousands per simulated minute) add it to the clock without a multiplication and a conversion."""
+        object.__setattr__(self, key, value)
+        if key.endswith("_us"):
+            object.__setattr__(self, key[:-3] + "_ns", int(round(value * 1000.0)))
 
 
 class PinWire:
@@ -73,6 +81,8 @@ class SimBoard:
         b.activate()
     """
 
+    ticks_offset_ms = 0  # supervisor.ticks_ms() = now + this (set it to try the 2**29 wrap early)
+
     def __init__(self, pin_names, aliases=None, board_id="fugu_sim", clock=None, cost=None, nvm_size=8192):
         self.clock = clock or SimClock()
         self.cost = cost or CostModel()
@@ -95,8 +105,10 @@ class SimBoard:
         self.cpu_temperature_c = 45.0
         self.resets = []  # (t_ns, reason)
         self.console = []  # lines the firmware printed (the runner captures stdout)
+        self.guards = []  # callables(now_ns) run after every clock advance (realtime pacing, display refresh)
         self.clock.guard = self._guard
-        self.guards = []
+        self.clock.always_guard = self.guards  # the same list: the clock checks it is empty, cheaply
+        self.clock.set_guard_due(None)  # the watchdog arms it when started
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def activate(self):
@@ -152,10 +164,22 @@ class SimBoard:
             cb(p.name, kind, value)
 
     def read_digital(self, name):
-        p = self.pin(name)
-        self.clock.advance(self.cost.pin_read_us * 1000)
-        self.clock.run_events()
-        if p.driven is not None and not isinstance(p.driven, tuple):
+        return self.read_wire(self.pin(name))
+
+    def read_wire(self, p):
+        """A digital read of a PinWire (digitalio holds its wire, sparing the name lookup): only the events that
+        are due run (an ADC's RDY edge is the chip's own timing, not the plant's), so a polling loop costs no
+        plant steps."""
+        clock = self.clock
+        now = clock.now_ns + self.cost.pin_read_ns  # clock.advance, inlined (the RDY poll loop's hot path)
+        clock.now_ns = now
+        if now >= clock.alarm_ns or clock.always_guard:
+            clock._alarm()
+        events = clock._events
+        if events and events[0][0] <= clock.now_ns:
+            clock.run_events()
+        d = p.driven
+        if d is not None and d.__class__ is not tuple:
             return bool(p.driven)
         if p.source is not None:
             return bool(p.source())
@@ -228,16 +252,41 @@ class SimBoard:
 
 class WatchdogState:
     """microcontroller.watchdog: in RESET mode a missed feed resets the MCU; in RAISE mode the firmware gets
-    watchdog.WatchDogTimeout at its next call into the board."""
+    watchdog.WatchDogTimeout at its next call into the board. The deadline is handed to the clock (its alarm), so
+    the many clock advances between feeds cost no check."""
 
     def __init__(self, board):
         self.board = board
         self.timeout_s = None
-        self.mode = None  # None (off), "RAISE", "RESET"
-        self.deadline_ns = None
+        self._mode = None  # None (off), "RAISE", "RESET"
+        self._deadline_ns = None
         self.feeds = 0
         self.feed_times_ns = []  # recent feed times, for the loop-rate statistic
         self.on_feed = None
+
+    @property
+    def deadline_ns(self):
+        return self._deadline_ns
+
+    @deadline_ns.setter
+    def deadline_ns(self, value):
+        self._deadline_ns = value
+        self._arm()
+
+    @property
+    def mode(self):
+        return self._mode
+
+    @mode.setter
+    def mode(self, value):
+        self._mode = value
+        self._arm()
+
+    def _arm(self):
+        due = None
+        if self._mode is not None and self._deadline_ns is not None:
+            due = self._deadline_ns + 1  # check() fires when now > deadline
+        self.board.clock.set_guard_due(due)
 
     def feed(self):
         if self.mode is None:

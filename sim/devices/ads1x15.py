@@ -86,8 +86,9 @@ class ADS1x15Emulator:
       continuous mode the device is always converting, so OS reads 0.
 
     Cost: the conversion pipeline is advanced lazily on each bus access (a couple of integer compares); the
-    clock carries one event per conversion (the mid-window sample), plus the conversion end and the RDY pulse
-    end when an ALERT pin is wired. No numpy, no allocation beyond the 2 returned bytes per read.
+    clock carries one event per conversion (the mid-window sample, the only one that integrates the plant), plus
+    the conversion end and the RDY pulse end when an ALERT pin is wired (scheduled with plant=False: the chip's
+    own timing, so a firmware polling RDY costs no plant steps). No numpy, no allocation beyond the 2 returned bytes per read.
     """
 
     # --- per-chip constants (overridden by subclasses) ---
@@ -291,7 +292,7 @@ class ADS1x15Emulator:
     def _schedule_end(self):
         if self._end_t != self._cv_end:
             self._end_t = self._cv_end
-            self._clock.schedule(self._cv_end, self._on_end)
+            self._clock.schedule(self._cv_end, self._on_end, plant=False)  # the chip's timing only
 
     def _advance_to(self, now):
         """Complete every conversion that ended by ``now`` (results, comparator, next continuous conversion)."""
@@ -337,7 +338,7 @@ class ADS1x15Emulator:
                 self._pulse = True
                 self._pulse_t = end + RDY_PULSE_NS
                 self._update_alert()
-                self._clock.schedule(self._pulse_t, self._on_pulse_end)
+                self._clock.schedule(self._pulse_t, self._on_pulse_end, plant=False)
             return
         self._compare(_s16(self._conv))
 

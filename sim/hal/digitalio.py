@@ -8,6 +8,9 @@ class Direction:
     OUTPUT = "OUTPUT"
 
 
+_OUTPUT = Direction.OUTPUT
+
+
 class Pull:
     UP = "UP"
     DOWN = "DOWN"
@@ -89,10 +92,11 @@ class DigitalInOut:
 
     @property
     def value(self):
-        self._check()
-        if self._direction == Direction.OUTPUT:
+        if self._deinited:  # _check(), inlined: input polling loops call this thousands of times a second
+            self._check()
+        if self._direction is _OUTPUT:
             return self._value
-        return self._board.read_digital(self._name)
+        return self._board.read_wire(self._wire)
 
     @value.setter
     def value(self, v):

@@ -1,5 +1,6 @@
 """Stand-in for ``supervisor``: ticks_ms (wraps at 2**29 like the core), runtime flags, reload()."""
 
+from sim import simboard
 from sim.clock import SimReset
 from sim.simboard import active
 
@@ -7,9 +8,14 @@ _TICKS_PERIOD = 1 << 29
 
 
 def ticks_ms():
-    b = active()
-    b.clock.advance(b.cost.time_read_us * 1000)
-    return (b.clock.now_ns // 1000000 + getattr(b, "ticks_offset_ms", 0)) % _TICKS_PERIOD
+    # hot: the firmware's conversion-wait loop calls it with every RDY poll, so clock.advance is inlined
+    b = simboard._ACTIVE or active()
+    c = b.clock
+    now = c.now_ns + b.cost.time_read_ns
+    c.now_ns = now
+    if now >= c.alarm_ns or c.always_guard:
+        c._alarm()
+    return (c.now_ns // 1000000 + b.ticks_offset_ms) % _TICKS_PERIOD
 
 
 class RunReason:

@@ -302,7 +302,10 @@ class Battery:
         return self.cells * self._nominal_cell_v
 
     def step(self, i_a: float, dt_s: float) -> None:
-        """Advance by dt with terminal current i_a held constant (A, > 0 charging)."""
+        """Advance by dt with terminal current i_a held constant (A, > 0 charging).
+
+        Called once per plant step (~1000 times per simulated second while the converter switches): attributes
+        are read into locals once; the arithmetic is the same, term by term, as the model equations below."""
         if dt_s <= 0.0:
             if dt_s < 0.0:
                 raise ValueError(f"dt_s must be >= 0, got {dt_s}")
@@ -312,22 +315,26 @@ class Battery:
             self._dt_cache = dt_s
             self._a1 = math.exp(-dt_s / self.tau1_s)
             self._ad = math.exp(-dt_s / self.tau_diff_s)
-        hold = self._i_hold_a * self._ad
+        ad = self._ad
+        hold = self._i_hold_a * ad
         self._i_hold_a = i_a if i_a > hold else hold
         c = self.surface_frac
-        qc = self._q_c * c
-        ad = self._ad
+        q_c = self._q_c
+        qc = q_c * c
+        tau_d = self.tau_diff_s
         i_in = (i_a * self.eta_charge if i_a > 0.0 else i_a) - self._i_sd_a
+        soc = self.soc
+        emf_cell = self._emf_cell
 
         # Side reactions (gassing / electrolyte oxidation), implicit: the current held over the step is the one at
         # the END-of-step surface fullness, which is exactly linear in it: h_end = h0 + k * (i_in - i_side).
-        h0 = self.soc + (1.0 - c) * self.delta * ad
-        k = dt_s / self._q_c + (1.0 - c) * self.tau_diff_s * (1.0 - ad) / qc
+        h0 = soc + (1.0 - c) * self.delta * ad
+        k = dt_s / q_c + (1.0 - c) * tau_d * (1.0 - ad) / qc
         ref = self._side_ref_v + self._side_tc * (self.temp_c - 25.0)
         vt = self._side_vt
         i0 = self._side_i0_a
         h_max = h0 + k * i_in if i_in > 0.0 else h0  # no side current: the highest the surface can get
-        arg = (self._emf_cell(h_max)[0] - ref) / vt
+        arg = (emf_cell(h_max)[0] - ref) / vt
         i_hi = i0 * math.exp(arg if arg < 60.0 else 60.0)
         if i_hi < 1e-9 * self.capacity_ah:
             i_side = i_hi  # negligible (lithium/lead in bulk): skip the solve
@@ -335,14 +342,14 @@ class Battery:
             # F(i) = ln i - ln i0 - (emf(h_end(i)) - ref)/vt is increasing in i (the log form keeps it ~linear).
             # Root in (0, hi]: F(0+) = -inf, and at i = max(i_in, 0) + side(h0) the surface ends at or below h0,
             # so F >= 0 there. Safeguarded Newton (bisection whenever Newton leaves the bracket or slows down).
-            arg0 = (self._emf_cell(h0)[0] - ref) / vt
+            arg0 = (emf_cell(h0)[0] - ref) / vt
             hi = min(i_hi, (i_in if i_in > 0.0 else 0.0) + i0 * math.exp(arg0 if arg0 < 60.0 else 60.0))
             lo = 0.0
             ln_i0 = math.log(i0)
             i_side = self.gassing_a if 1e-9 * hi < self.gassing_a < hi else 0.5 * hi
             dx_old = hi
             for _ in range(100):
-                e_end, de_dh = self._emf_cell(h0 + k * (i_in - i_side))
+                e_end, de_dh = emf_cell(h0 + k * (i_in - i_side))
                 f = math.log(i_side) - ln_i0 - (e_end - ref) / vt  # log of (i_side / side current at h_end)
                 if -1e-9 < f < 1e-9:
                     break
@@ -362,17 +369,20 @@ class Battery:
         self.gassing_a = i_side
         i_net = i_in - i_side
         # overcharge state (soc above 1) relaxes, backward Euler (linear in soc)
-        x = self.soc - 1.0 + i_net * dt_s / self._q_c
+        x = soc - 1.0 + i_net * dt_s / q_c
         if x > 0.0:
-            i_net -= self._q_c * x / (self.tau_relax_s + dt_s)
+            i_net -= q_c * x / (self.tau_relax_s + dt_s)
 
         # two-well store: exact for constant i_net
-        self.soc += i_net * dt_s / self._q_c
-        d_ss = i_net * self.tau_diff_s / qc
-        self.delta = d_ss + (self.delta - d_ss) * self._ad
+        self.soc = soc + i_net * dt_s / q_c
+        d_ss = i_net * tau_d / qc
+        self.delta = d_ss + (self.delta - d_ss) * ad
 
         # RC pair: exact for constant i_a
-        v_ss = i_a * (self.r1_charge_ohm if i_a > 0.0 else self.r1_discharge_ohm) * self._r_temp()
+        t = self.temp_c
+        if t != self._t_cache:
+            self._r_temp()
+        v_ss = i_a * (self.r1_charge_ohm if i_a > 0.0 else self.r1_discharge_ohm) * self._r_factor
         self.v_p = v_ss + (self.v_p - v_ss) * self._a1
 
     def __repr__(self):
