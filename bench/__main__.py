@@ -9,6 +9,9 @@
   out/bench_quick/results.json; exit status 1 when our tracker misses a floor (bench/cases.py: FLOORS).
 * ``--trackers ours,original``: run only some trackers (default both).
 * ``--jobs N``: run the (case, tracker) simulations in N processes (default: the CPU count, at most 2 x cases).
+* ``--device``: only the device figures (bench/device.py: the CIRCUITPY build in real MicroPython: heap after boot,
+  allocation and instructions per control step), merged into bench/results.json and BENCHMARKS.md. A full run
+  (no --case, not --quick) measures them too.
 """
 
 import argparse
@@ -69,9 +72,13 @@ def main(argv=None):
                     help="which trackers to run, comma-separated (default: %(default)s)")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--no-write", action="store_true", help="print only; write no results")
+    ap.add_argument("--device", action="store_true", help="only the device figures (MicroPython), merged")
     args = ap.parse_args(argv)
 
     from bench import report
+
+    if args.device:
+        return _device_only(args, report)
 
     try:
         case_list = C.build_cases(quick=args.quick, names=args.case)
@@ -122,6 +129,12 @@ def main(argv=None):
                                "control_steps": r["control_steps"], "overall_pct": r["overall"]}
                  for k, r in sorted(runs.items())},
     }
+    if not args.quick and not args.case:
+        from bench import device
+
+        print("\ndevice figures (CIRCUITPY build in MicroPython):")
+        results["device"] = device.measure(log=sys.stdout.write)
+        results["device_commit"], results["device_date"] = commit, date
     if not args.no_write:
         if args.quick:
             path = os.path.join(C.PROJECT_ROOT, "out", "bench_quick", "results.json")
@@ -137,6 +150,25 @@ def main(argv=None):
     if args.quick and failed:
         print("\n%d floor(s) not reached by our tracker" % len(failed))
         return 1
+    return 0
+
+
+def _device_only(args, report):
+    from bench import device
+
+    print("bench: device figures (CIRCUITPY build in MicroPython, %d control steps)" % device.STEPS)
+    figs = device.measure(log=sys.stdout.write)
+    for fig, floor, value, ok, what in device.floors(figs):
+        print("  %-4s %-22s %-10s %s  %s" % ("ok" if ok else "MISS", fig, floor, value, what))
+    if args.no_write:
+        return 0
+    results = report.load_results() or {"figures": {}, "cases": [], "runs": {}}
+    results["device"] = figs
+    results["device_commit"] = report.git_commit()
+    results["device_date"] = report.now_utc()
+    report.write_results(results)
+    report.write_benchmarks_md(results)
+    print("wrote bench/results.json and BENCHMARKS.md")
     return 0
 
 

@@ -153,6 +153,9 @@ def merge_results(old, new, rerun_cases):
             runs[k] = dict({"commit": old.get("commit"), "date": old.get("date")}, **v)  # stamped by its own run
     runs.update(new["runs"])
     merged = dict(new)
+    for k in ("device", "device_commit", "device_date"):
+        if k not in new and k in old:
+            merged[k] = old[k]
     merged["last_run_cases"] = list(new.get("cases", []))
     merged["figures"] = dict(sorted(figs.items()))
     merged["runs"] = dict(sorted(runs.items()))
@@ -222,6 +225,13 @@ def benchmarks_md(results):
         for k, v in bad:
             out.append("- `%s`: faults %s; resets %s" % (k, _short(v.get("faults")), _short(v.get("resets"))))
         out.append("")
+    if results.get("device"):
+        from bench import device
+
+        out.append(device.markdown(results["device"]))
+        if results.get("device_commit"):
+            out.append("Device figures measured at commit `%s`, %s.\n" % (results["device_commit"],
+                                                                       results.get("device_date", "?")))
     out.append(SETUP_MD % {"adc": results.get("original_adc", C.ORIGINAL_ADC),
                            "i2c_us": C.ORIGINAL_COST["i2c_call_us"], "step_us": C.ORIGINAL_COST["control_step_us"],
                            "p": C.P_RATED_W, "v": C.V_MPP_V,
@@ -247,9 +257,10 @@ SETUP_MD = """## Set-up
   simulator's `en50530` source) rated %(p)g W at V_mpp %(v)g V (V_oc 75 V), cell held at 25 C, into an 8s LiFePO4
   bank of 400 Ah at half charge (~26.4 V). Why this string: V_mpp stays in the upper middle of the FUGU's usable
   input window (~28-78 V over a 24 V bank) at every level, V_oc stays under the 80 V input rating, and 750 W into
-  ~26 V is ~28 A, under the 30 A output rating and under the original's 30 A charge current, so no current or
-  charge limit acts and only tracking is measured (a 48 V bank would exceed the 50 V output rating). See
-  `bench/scenarios/en50530_array.toml`.
+  ~26 V is ~28 A, under the 30 A output rating and under the original's 30 A charge current (ours is set to the
+  35 A board rating: its current regulator starts to cap the tracker's steps in the last 10 %% below a limit), so
+  no current or charge limit acts and only tracking is measured (a 48 V bank would exceed the 50 V output
+  rating). See `bench/scenarios/en50530_array.toml`.
 - **Static levels**: 5, 10, 20, 25, 30, 50, 75, 100 %% of the rated DC power, the irradiance of each found on the
   plant's own MPP (`bench/en50530.py`). Weighted: EU (EN 50530; JRC Ispra) %(eu)s; CEC (Sandia inverter test
   protocol 2005, p. 17) %(cec)s (both as quoted by PVsyst's help, "European or CEC Efficiency").

@@ -158,6 +158,9 @@ class Session:
 
         self.scenario = scenario
         self.sim = build_sim(scenario)
+        from sim.runner import provision_nvm
+
+        provision_nvm(self.sim, scenario)  # the scenario's settings and the unit's calibration, as the simulator does
         self.board = self.sim.board
         self._placeholders = tempfile.mkdtemp(prefix="devicecheck-ph-")
         write_placeholders(self._placeholders, placeholder_names(fs_dir))

@@ -74,6 +74,25 @@ def calibration_ppm(sim):
     return out
 
 
+def provision_nvm(sim, scenario):
+    """What a user (or the factory) stored on the chip before a run: the scenario's settings, and unless the
+    scenario says board.calibrated = false, a gain calibration of each sense channel as a user makes it against
+    a reference meter (the drawn resistor tolerances corrected, leaving a +-0.1 % meter error)."""
+    import random
+
+    from fugu.settings import Settings
+
+    values = dict(scenario.settings)
+    if scenario.board.get("calibrated", True):
+        rng = random.Random(scenario.seed + 7)
+        for name, ppm in calibration_ppm(sim).items():
+            values.setdefault("cal_%s_ppm" % name, int(round(ppm + rng.uniform(-1000.0, 1000.0))))
+    if values:
+        st = Settings(sim.board.nvm, log=lambda *_: None)
+        st.update(values)
+        st.save()
+
+
 class SimRun:
     def __init__(self, scenario, out_dir=None, realtime=False, echo=True, status_every_s=None, code_path=None):
         install()
@@ -124,23 +143,7 @@ class SimRun:
             b.guards.append(self._pace)
 
     def _provision_nvm(self):
-        """What a user (or the factory) stored on the chip before this run: the scenario's settings, and unless the
-        scenario says board.calibrated = false, a gain calibration of each sense channel as a user makes it against
-        a reference meter (the drawn resistor tolerances corrected, leaving a +-0.1 % meter error)."""
-        import random
-
-        from fugu.settings import Settings
-
-        sim = self.sim
-        values = dict(self.scenario.settings)
-        if self.scenario.board.get("calibrated", True):
-            rng = random.Random(self.scenario.seed + 7)
-            for name, ppm in calibration_ppm(sim).items():
-                values.setdefault("cal_%s_ppm" % name, int(round(ppm + rng.uniform(-1000.0, 1000.0))))
-        if values:
-            st = Settings(sim.board.nvm, log=lambda *_: None)
-            st.update(values)
-            st.save()
+        provision_nvm(self.sim, self.scenario)
 
     def _pace(self, now_ns):
         ahead = now_ns / 1e9 - (_wall.monotonic() - self._wall0)

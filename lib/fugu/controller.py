@@ -24,6 +24,7 @@ except ImportError:
 
 SLOW_MS = 1000
 IDLE_PERIOD_MS = 100  # nothing switching: sample at 10 Hz (and let the CPU rest)
+IDLE_EXT_MARGIN_MS = 40  # ... extension calls while idle start only this long before the period ends
 OVERRUN_MS = 100  # a control step longer than this is reported (the hardware watchdog catches real hangs)
 HISTORY_SAVE_MS = 3600000  # energy history to flash once an hour and at every day roll-over
 SAVE_AFTER_MS = 5000  # a settings change is saved once no further change came for this long
@@ -129,13 +130,19 @@ class Controller:
             self._slow(now, self._slow_dt)
             self._slow_dt = 0
         self.hw.feed()
-        if self.ext is not None:
-            self.ext.service(now)
+        ext = self.ext
         if not any_on:
-            # nothing switching: a slow, quiet loop (dawn and dusk are seconds-scale events)
+            # nothing switching: a slow, quiet loop (dawn and dusk are seconds-scale events); the extensions may
+            # use the period (one call at a time, while time is left), the rest is sleep
+            if ext is not None:
+                t = ticks_ms()
+                while ticks_diff(t, now) < IDLE_PERIOD_MS - IDLE_EXT_MARGIN_MS and ext.service(t):
+                    t = ticks_ms()
             spent = ticks_diff(ticks_ms(), now)
             if spent < IDLE_PERIOD_MS:
                 time.sleep((IDLE_PERIOD_MS - spent) / 1000)
+        elif ext is not None:
+            ext.service(now)  # switching: one extension call per control step
         return any_on
 
     def _report(self, st, code, now):
