@@ -21,6 +21,11 @@ from fugu.charger import STAGE_NAMES
 from fugu.extensions import Extension
 from fugu.history import MAX_DAYS
 from fugu.sensors import ticks_diff, ticks_ms
+
+try:
+    from typing import Any  # noqa: F401 (type comments only; no typing on the device)
+except ImportError:
+    pass
 from fugu.settings import SCHEMA, SettingsError, coerce
 
 BAUD_RATE = 19200  # 8N1 (no parity, one stop bit: what most RS485 masters and USB adapters use by default)
@@ -369,8 +374,8 @@ class RS485Modbus(Extension):
         self.rx = modbus.RtuReceiver()
         self._tx = bytearray(5 + 2 * MAX_READ_REGS)
         self._txv = memoryview(self._tx)
-        self._uart = None
-        self._de = None
+        self._uart = None  # type: Any  # busio.UART once probed
+        self._de = None  # type: Any  # digitalio.DigitalInOut of the direction pin
         self._t_rx_ms = 0
         self._t_rx_ns = 0
 

@@ -110,6 +110,7 @@ class SimRun:
         self._feed_hist = {}
         self._last_feed_ns = None
         self._build()
+        self.csv_header = self.CSV_HEADER + self._channel_columns()
 
     # -- construction ----------------------------------------------------------------------------------------
     def _build(self):
@@ -175,11 +176,33 @@ class SimRun:
         bat = p.battery
         self.rows.append((
             round(t_ns / 1e9, 3), round(p.g_w_m2, 2), round(p.t_cell_c, 2), round(st.v_pv, 3), round(st.i_pv, 3),
-            round(st.v_pv * st.i_pv, 2), round(p.p_mpp_w, 2), round(st.vo - st.i_bat * st.p.r_out_wiring_ohm, 3),
+            round(st.v_pv * st.i_pv, 2), round(p.p_mpp_ch[0], 2), round(st.vo - st.i_bat * st.p.r_out_wiring_ohm, 3),
             round(st.i_bat, 3), round(st.duty, 4), int(st.enabled), self.fw_stat.get("state", ""),
             round(self.sim.heatsink.temp_c, 2), round(bat.soc, 4) if bat is not None else "",
-        ))
+        ) + self._channel_values(p))
         self.sim.board.clock.schedule(t_ns + 1000000000, self._record)
+
+    def _channel_columns(self):
+        """Further columns on a board with several power stages: pv_v/pv_a/pv_w/mpp_w/duty/driver_on are then
+        channel 1's, each further channel k has its own set (pv2_v ... driver2_on), and pv_total_w / mpp_total_w
+        add them up (a tracking figure per channel is pv<k>_w / mpp<k>_w)."""
+        n = self.sim.plant.n_channels
+        if n == 1:
+            return ()
+        cols = []
+        for k in range(2, n + 1):
+            cols += ["pv%d_v" % k, "pv%d_a" % k, "pv%d_w" % k, "mpp%d_w" % k, "duty%d" % k, "driver%d_on" % k]
+        return tuple(cols) + ("pv_total_w", "mpp_total_w")
+
+    def _channel_values(self, p):
+        if p.n_channels == 1:
+            return ()
+        out = []
+        for k in range(1, p.n_channels):
+            stk = p.stages[k]
+            out += [round(stk.v_pv, 3), round(stk.i_pv, 3), round(stk.v_pv * stk.i_pv, 2), round(p.p_mpp_ch[k], 2),
+                    round(stk.duty, 4), int(stk.enabled)]
+        return tuple(out) + (round(sum(p.p_pv_ch()), 2), round(p.p_mpp_w, 2))
 
     def _status(self, t_ns):
         p = self.sim.plant
@@ -303,6 +326,9 @@ class SimRun:
             "faults": self.fw_faults,
             "resets": self.resets,
             "final_soc": round(p.battery.soc, 4) if p.battery is not None else None,
+            "channels": [{"pv_energy_available_wh": round(a / 3600.0, 4), "pv_energy_harvested_wh": round(h / 3600.0, 4),
+                          "tracking_efficiency": round(h / a, 5) if a > 0 else None}
+                         for h, a in zip(p.e_pv_ch, p.e_available_ch)],
             "modules": {h.name: h.summary() for h in self.modules},
         }
 
@@ -313,7 +339,7 @@ class SimRun:
         os.makedirs(self.out_dir, exist_ok=True)
         with open(os.path.join(self.out_dir, "run.csv"), "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(self.CSV_HEADER)
+            w.writerow(self.csv_header)
             w.writerows(self.rows)
         with open(os.path.join(self.out_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)

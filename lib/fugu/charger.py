@@ -29,7 +29,11 @@ Every threshold is debounced with time and has hysteresis:
   window (lithium: below 0 degC; every chemistry: above an upper limit) the charger reports stage off with
   ``i_limit_ma`` 0; it resumes ``T_HYST_C`` inside the window. ``t_bat_c`` None means no battery sensor: no
   compensation (25 degC is assumed) and no temperature lock-out (lithium without a sensor is then unprotected
-  against cold charging: the settings layer should warn about it).
+  against cold charging: the settings layer should warn about it). ``t_upper_bound`` True says the reading is
+  only an upper bound of the battery's temperature (FUGU has no battery sensor: the heatsink NTC, which our own
+  losses warm above the ambient the battery sits in): the cold lock-out and the compensation use it (a warmer
+  reading lowers lead-acid set points: the safe side), the hot limit does not (it would stop charging whenever
+  the heatsink is warm).
 
 ``i_bat_ma`` should be the battery current (positive = charging). When only the charger's output current is known
 and DC loads hang on the battery, the tail current is never seen while a load runs; absorption then ends on the
@@ -108,7 +112,7 @@ R_REFRESH = "bulk: storage refresh"
 # Depth-of-discharge rest voltages (full_rest / deep_rest) for the adaptive absorption: lead per Victron's MPPT
 # table (12.6 V -> x1/6 ... 11.9 V -> x1); lithium from the rest OCV curves (LFP 90 % / 20 %, NMC ~85 % / ~20 %).
 # Detection window: the per-cell range of a resting or lightly loaded battery from empty to just charged.
-PROFILES = {
+PROFILES = {  # type: dict
     "lifepo4": {
         "name": "LiFePO4", "lithium": True, "v_nominal_cell_mv": 3200, "cells_by_system": (4, 8, 16),
         "v_absorb_cell_mv": 3550, "v_float_cell_mv": 3375, "v_storage_cell_mv": 3350, "v_rebulk_cell_mv": 3300,
@@ -286,6 +290,7 @@ class Charger:
         self._t_temp = 0
         self._block = None  # None, or the reason string of a temperature lock-out
         self._t_known = False  # the first temperature reading sets the lock-out directly (no state to hold yet)
+        self.t_upper_bound = False  # t_bat_c is only an upper bound (heatsink NTC): no hot lock-out from it
         self._dark_ms = 0
         self._rested_ms = 0
         self._storage_ms = 0
@@ -628,7 +633,7 @@ class Charger:
                 hi -= T_HYST_C
             if t_bat_c < lo:
                 want = p["reason_cold"]
-            elif t_bat_c > hi:
+            elif t_bat_c > hi and not self.t_upper_bound:
                 want = p["reason_hot"]
             else:
                 want = None

@@ -38,6 +38,7 @@ class Controller:
         self.stages = hw.stages
         self.settings = settings
         self.charger = charger
+        charger.t_upper_bound = getattr(hw, "battery_temp_from_heatsink", False)  # the heatsink NTC bounds it from above
         self.energy = energy
         self.history = history
         self.thermal = thermal
@@ -53,6 +54,9 @@ class Controller:
         self.state = IDLE
         self.telemetry = telemetry
         self.ext = extensions
+        self._shared = len(self.stages) > 1  # several stages share the battery's current and the power budget
+        self._i_total_ma = 0
+        self._p_total_mw = 0
         self.boost = getattr(hw, "mode", "buck") == "boost"  # boost stages: no charge limits, a discharge floor
         self._t_changed = self._t_last
         self._t_dirty = -1
@@ -100,6 +104,7 @@ class Controller:
         any_on = False
         p_pv = 0
         p_bat = 0
+        shared = self._shared
         for st in self.stages:
             try:
                 st.read()
@@ -114,6 +119,8 @@ class Controller:
             if st.fault == P.SENSOR and st.state == FAULT:
                 st._recover(now)
             else:
+                if shared:
+                    self._share(st)
                 st.step(now, allowed)
             if st.new_fault is not None:
                 self._report(st, st.new_fault, now)
@@ -144,6 +151,36 @@ class Controller:
         elif ext is not None:
             ext.service(now)  # switching: one extension call per control step
         return any_on
+
+    def _share(self, st):
+        """Give a stage its part of the battery's charge current and of the power budget: what the other running
+        stages do not use right now, and never less than an equal share. Redone every control step on a board
+        with several stages (integers, no allocation), so one array in full sun may take what a shaded one leaves
+        (an equal split would hold it at half the limit while the total stays below it), and a total above the
+        limit lasts a step, not until the next charger update."""
+        i_used = 0
+        p_used = 0
+        n_on = 1
+        for o in self.stages:
+            if o is not st and (o.state == RUN or o.state == START):
+                i_used += o.i_out
+                p_used += o.p_in_mw
+                n_on += 1
+        lim = st.limits
+        total = self._i_total_ma
+        if total > 0:
+            rest = total - i_used
+            fair = total // n_on
+            lim.i_out_ma = rest if rest > fair else fair
+        else:
+            lim.i_out_ma = 1  # the charger allows no current (the stage is stopped by `allowed` as well)
+        total = self._p_total_mw
+        if total > 0:
+            rest = total - p_used
+            fair = total // n_on
+            lim.p_in_mw = rest if rest > fair else fair
+        else:
+            lim.p_in_mw = 1
 
     def _report(self, st, code, now):
         self.faults_seen += 1
@@ -180,20 +217,16 @@ class Controller:
         t_bat = th.temp_c if hw.battery_temp_from_heatsink else None
         ch.update(dt_ms, v_bat, i_bat, None if t_bat is None else int(t_bat), pv_ok)
         # limits for each stage: the charger's targets and the power budget (derated), lowest wins
-        n_on = 0
-        for st in self.stages:
-            if st.state == RUN or st.state == START:
-                n_on += 1
-        n_on = n_on or 1
         p_lim = self._p_max_mw * th.derate_pct // 100
         if p_lim > hw.ratings["p_max_mw"]:
             p_lim = hw.ratings["p_max_mw"]
+        self._i_total_ma = ch.i_limit_ma
+        self._p_total_mw = p_lim
         for st in self.stages:
             lim = st.limits
             lim.v_out_mv = ch.v_target_mv
-            lim.i_out_ma = ch.i_limit_ma // n_on if ch.i_limit_ma else 1
             lim.i_in_ma = hw.ratings["i_in_max_ma"]
-            lim.p_in_mw = p_lim // n_on if p_lim else 1
+            self._share(st)
             st.allowed = ch.i_limit_ma > 0 and ch.v_target_mv > 0
             st.prot.set_charge_target(ch.v_target_mv)
             if self.boost:

@@ -131,7 +131,7 @@ class Probed:
 
         self.run.on_console_line = on_line
         self.summary = self.run.run()
-        self.rows = [dict(zip(SimRun.CSV_HEADER, r)) for r in self.run.rows]
+        self.rows = [dict(zip(self.run.csv_header, r)) for r in self.run.rows]
         self.lines = self.run.fw_lines
         self.faults = [f["code"] for f in self.summary["faults"]]
 

@@ -15,7 +15,7 @@ class Result:
     def __init__(self, run, summary):
         self.run = run
         self.summary = summary
-        self.rows = [dict(zip(SimRun.CSV_HEADER, r)) for r in run.rows]
+        self.rows = [dict(zip(run.csv_header, r)) for r in run.rows]
         self.lines = run.fw_lines
         self.faults = [f["code"] for f in summary["faults"]]
 

@@ -137,7 +137,7 @@ class BoostRun:
         st = self.plant.stage
         self.plant.on_substep = lambda p: self.samples.append(Sample(p.t_ns * 1e-9, st))
         self.summary = self.run.run()
-        self.rows = [dict(zip(SimRun.CSV_HEADER, r)) for r in self.run.rows]
+        self.rows = [dict(zip(self.run.csv_header, r)) for r in self.run.rows]
         self.faults = [f["code"] for f in self.summary["faults"]]
 
     def between(self, t0, t1):

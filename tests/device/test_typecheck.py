@@ -12,8 +12,8 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import typecheck  # noqa: E402
 
-# Flip to True once the device code is clean: from then on a type error fails CI instead of being reported.
-STRICT = False
+# The device code is clean: a type error fails CI.
+STRICT = True
 
 
 @pytest.fixture(scope="module", autouse=True)
