@@ -270,11 +270,3 @@ def test_a_working_fan_under_the_same_heat_is_not_reported():
     # the same heat-up that a rule on "still warming after 3 minutes" took for a dead fan (+26 K here)
     assert r.stats[-1][1]["temp_c"] > 50.0
 
-
-def test_lithium_is_not_charged_below_freezing_with_the_heatsink_as_the_only_sensor():
-    """A frosty sunrise (-5 C): the heatsink sits at ambient while the stage is off, so it shows the cold, and
-    LiFePO4 must not be charged below 0 C (lithium plating). The sun is there; the stage stays off."""
-    r = Probed("demo", scenario__duration_s=20, temperature__ambient_c=-5.0)
-    assert all(s["stage"] == "off" for t, s in r.stats if t >= 2.0), r.stats
-    assert all(row["driver_on"] == 0 for row in r.rows)
-    assert r.summary["battery_energy_in_wh"] <= 0.0
