@@ -39,8 +39,10 @@ BOARD = {
                  "r_top_ohm": 3300, "r_bottom_ohm": 10000},
         "i_out": {"ch": 0, "kind": "shunt", "r_shunt_ohm": 0.0005, "gain": 20.0, "v_ref_v": 1.65, "v_supply_v": 3.3},
     },
-    # the stackable breakout (extensions): I2C shared with the ADC; SPI, CAN and RS485 on free ESP32-S3 GPIOs
+    # the stackable breakout (extensions): I2C shared with the ADC; SPI, CAN and RS485 on free ESP32-S3 GPIOs; a 3.3 V
+    # CAN transceiver (SN65HVD230) on the TWAI pins can_tx/can_rx, so the CAN extension uses canio, not an MCP2515
     "breakout": {"sck": "IO15", "mosi": "IO16", "miso": "IO17", "sd_cs": "IO18", "can_cs": "IO10", "can_int": "IO7",
+                 "can_tx": "IO42", "can_rx": "IO48",
                  "uart_tx": "IO4", "uart_rx": "IO5", "rs485_de": "IO6", "button": "IO38"},
     "ntc": {"r25_ohm": 10000, "beta_k": 3435, "r_fixed_ohm": 10000, "v_ref_v": 3.3, "to_ground": False},
     "power_stage": {

@@ -4,14 +4,24 @@ extensions/canmap.py = docs/fugu_can.dbc (docs/CAN.md).
 
 The MCP2515 driver mirrors the canio API (send, listen, Message, Match), so both take the same code path. Sending
 never waits: the MCP2515 has three TX buffers; when nobody acknowledges (an empty bus, a wrong bit rate) or the
-controller is bus-off they stay full, the driver raises RuntimeError, and the frame is counted as dropped.
+controller is bus-off they stay full, the driver raises RuntimeError, and the frame is counted as dropped. canio's
+send() drops silently instead (the ESP32 port ignores a full queue), so its state is read first. A bus-off TWAI
+stays off on the ESP32 port, and its auto_restart only recovers it into ESP-IDF's stopped state, where send() does
+nothing while the state reads ERROR_ACTIVE (tests/sim/test_canio.py): the CAN object is made anew instead, at most
+every BUS_OFF_REOPEN_MS.
 """
 
 import time
 
 from fugu.extensions import Extension
+from fugu.sensors import ticks_diff
 
 from extensions import canmap
+
+try:
+    from supervisor import ticks_ms
+except ImportError:
+    from fugu.sensors import ticks_ms
 
 CANSTAT, CANCTRL = 0x0E, 0x0F
 CMD_RESET, CMD_READ = 0xC0, 0x03
@@ -25,6 +35,7 @@ RX_PER_TICK = 4
 RESPONSE_QUEUE = 4
 LISTEN_TIMEOUT_S = 0.01  # receive() is called only when in_waiting() says a frame is there, so it never waits;
 # with 0 the driver's Listener gives up before it looks (its timer has expired once monotonic() moved at all)
+BUS_OFF_REOPEN_MS = 5000  # canio: a bus-off controller is made anew this often (it costs 32 error frames a time)
 REQUEST_MASKS = (0x7FF, 0x7FE)  # two distinct masks: with one, the driver leaves RXM1 open (= every frame) and
 # prints a line; 0x7FE adds only our own response id (and ids 0/1 via the unused filters), which answer() ignores
 
@@ -60,6 +71,8 @@ class CanExtension(Extension):
         self._cs = None
         self._int = None
         self._failing_states = ()  # type: tuple  # BusState values where frames do not go out (no ACK; bus-off)
+        self._bus_off = None  # canio.BusState.BUS_OFF
+        self._reopen_at = None  # ticks_ms of the next allowed re-making of a bus-off canio.CAN
         self._check_before_send = False
         self._slots = []  # per telemetry frame: [can_id, encoder, stage, payload, message]
         self._cursor = 0  # the slot to send next (round robin: when calls are scarce every frame still gets out)
@@ -118,12 +131,10 @@ class CanExtension(Extension):
         if self.backend == "canio":
             import canio
 
-            # auto_restart: TWAI needs a recovery request after bus-off (the MCP2515 recovers by itself)
-            self.can = canio.CAN(ctx.pin("can_tx"), ctx.pin("can_rx"), baudrate=self.bitrate, auto_restart=True)
+            self._open_canio()
             self._failing_states = (canio.BusState.ERROR_PASSIVE, canio.BusState.BUS_OFF)
+            self._bus_off = canio.BusState.BUS_OFF
             self._check_before_send = True  # its send() drops silently when the TX queue is full
-            self.listener = self.can.listen(matches=[canio.Match(canmap.ID_REQUEST)],
-                                          timeout=LISTEN_TIMEOUT_S)
             self._make_messages(canio.Message)
         else:
             import adafruit_mcp2515
@@ -145,6 +156,34 @@ class CanExtension(Extension):
             int_pin = ctx.pin("can_int")
             if int_pin is not None:
                 self._int = ctx.mods["digitalio"].DigitalInOut(int_pin)  # input by default; active low
+
+    def _open_canio(self):
+        """The TWAI controller (no auto_restart: see the module's docstring) and its listener for requests."""
+        import canio
+
+        ctx = self.ctx
+        self.can = canio.CAN(ctx.pin("can_tx"), ctx.pin("can_rx"), baudrate=self.bitrate)
+        self.listener = self.can.listen(matches=[canio.Match(canmap.ID_REQUEST)], timeout=LISTEN_TIMEOUT_S)
+
+    def _reopen_if_bus_off(self):
+        now = ticks_ms()
+        if self._reopen_at is not None and ticks_diff(now, self._reopen_at) < 0:
+            return
+        can = self.can
+        try:
+            if can is not None and can.state != self._bus_off:
+                return
+        except Exception:
+            pass  # a CAN object that fails: made anew as well
+        self._reopen_at = now + BUS_OFF_REOPEN_MS
+        for obj in (self.listener, can):
+            if obj is not None:
+                try:
+                    obj.deinit()
+                except Exception:
+                    pass
+        self.listener = self.can = None
+        self._open_canio()
 
     def _make_messages(self, message_cls):
         """One reusable Message per telemetry frame and one for responses (the backend's Message class)."""
@@ -256,6 +295,8 @@ class CanExtension(Extension):
             # MCP2515: all TX buffers still busy (the driver raises). A working bus empties them within
             # milliseconds; the error state tells a bus nobody acknowledges (error passive: an empty bus or a wrong
             # bit rate) or a bus-off controller from a merely busy one
+            if self._bus_off is not None:
+                self._reopen_if_bus_off()
             if not self._blocked and self._bus_failing():
                 self._blocked = True
                 self._dropped_at_block = self.dropped

@@ -10,9 +10,12 @@ happens then (never an exception into the controller, never a long stall of its 
   of ~0.2 s: the driver polls ACMD41 every 50 ms) and mount, in separate calls, then rows resume in the day's file.
 * card full (ENOSPC): the oldest of our day files are deleted, one per call, then the row is completed; with nothing
   left to delete, rows are dropped and the card retried every FULL_RETRY_MS.
-* driver: the core's ``sdcardio`` when the firmware has it (in C: timeouts on every wait, rejected writes reported);
-  otherwise ``adafruit_sdcard``, which has neither (see tests/sim/test_sdcard.py), so it talks to the bus through
-  :class:`_GuardedSPI`, which adds both: a deadline on every card operation and a check of the card's data response.
+* driver: ``adafruit_sdcard`` through :class:`_GuardedSPI`, which adds what that driver lacks (see
+  tests/sim/test_sdcard.py): a deadline on every card operation and a check of the card's data response, so a card
+  pulled out mid-row costs the loop no more than OP_DEADLINE_MS. The core's ``sdcardio`` only when the library is
+  not on CIRCUITPY: its C code waits up to 500 ms at each step, with no deadline for the whole operation, so a card
+  pulled out while a row (or the rows that waited) goes out holds the loop 0.5 to 1.5 s (tests/ext/test_sd_log.py);
+  its calls get SDCARDIO_BUDGET_MS, else the host would stop the log for good.
 """
 
 import errno
@@ -40,6 +43,7 @@ FULL_RETRY_MS = 60000  # a full card with nothing of ours left to delete
 MAX_PENDING_ROWS = 8  # rows kept in RAM while the card is away (~150 bytes each)
 INIT_DEADLINE_MS = 400  # adafruit_sdcard's initialisation, at most (the card's own ACMD41 time is up to ~250 ms)
 OP_DEADLINE_MS = 300  # any other card operation of one call (the spec's write busy limit is 250 ms)
+SDCARDIO_BUDGET_MS = 400  # sdcardio: two blocks and the stop token to a card that died, 3 x 500 ms < 5 x 400 ms
 GUARD_CHECK_EVERY = 16  # SPI calls between two clock reads of the guard
 
 _CMD0 = b"\x40\x00\x00\x00\x00\x95"  # GO_IDLE_STATE with its CRC (the card checks it before SPI mode)
@@ -140,12 +144,7 @@ class SDLog(Extension):
         self._cs_pin = None  # type: Any
         self._cs = None  # type: Any  # our DigitalInOut for CS (adafruit_sdcard); sdcardio owns the pin itself
         self._guard = None
-        try:
-            import sdcardio  # noqa: F401
-
-            self._use_core = True
-        except ImportError:
-            self._use_core = False
+        self._use_core = False  # sdcardio (chosen by the first _new_driver: only without adafruit_sdcard)
         self._sd = None  # type: Any  # the driver (a block device)
         self._vfs = None  # type: Any  # storage.VfsFat on it
         self._mounted = False  # at MOUNT_PATH (else used through the object only)
@@ -433,12 +432,8 @@ class SDLog(Extension):
         cs = self._cs
         temp = None
         try:
-            if cs is None:
-                if self._use_core:
-                    temp = self.ctx.mods["digitalio"].DigitalInOut(self._cs_pin)  # sdcardio takes the pin later
-                    cs = temp
-                else:
-                    cs = self._cs = self.ctx.mods["digitalio"].DigitalInOut(self._cs_pin)
+            if cs is None:  # no driver yet, or sdcardio, which takes the pin itself
+                cs = temp = self.ctx.mods["digitalio"].DigitalInOut(self._cs_pin)
                 cs.switch_to_output(value=True)
             spi.configure(baudrate=PROBE_BAUDRATE_HZ, polarity=0, phase=0)
             cs.value = True
@@ -459,15 +454,20 @@ class SDLog(Extension):
         return False
 
     def _new_driver(self):
-        if self._use_core:
+        if not self._use_core:
             try:
-                import sdcardio
+                import adafruit_sdcard
+            except ImportError:
+                try:
+                    import sdcardio  # noqa: F401
+                except ImportError:
+                    raise ImportError("no SD card driver: circup install adafruit-circuitpython-sd")
+                self._use_core = True
+                self.budget_ms = SDCARDIO_BUDGET_MS
+        if self._use_core:
+            import sdcardio
 
-                return sdcardio.SDCard(self._spi, self._cs_pin, baudrate=SD_BAUDRATE_HZ)
-            except (ImportError, NotImplementedError):  # a firmware without it (or a stand-in that lacks it)
-                self._use_core = False
-        import adafruit_sdcard
-
+            return sdcardio.SDCard(self._spi, self._cs_pin, baudrate=SD_BAUDRATE_HZ)
         if self._cs is None:
             self._cs = self.ctx.mods["digitalio"].DigitalInOut(self._cs_pin)
         if self._guard is None:

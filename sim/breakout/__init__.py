@@ -9,8 +9,21 @@ SD image ...). A handle has ``name``, ``summary() -> dict`` (small, JSON-able: g
 """
 
 import importlib
+import sys
 
 MODULES = ("oled", "sd", "can", "rs485", "ble")
+CORE_MODULES = ("sdcardio", "canio")  # native modules of the ESP32 and ESP32-S3 CircuitPython builds (sim/hal)
+
+
+def without_core_modules(board, *names):
+    """Simulate a CircuitPython build that lacks these native modules (e.g. sdcardio: the SD log then uses
+    adafruit_sdcard): while ``board`` is active, ``import sdcardio`` raises ImportError. Call before the run; a copy
+    imported by an earlier run is dropped so the next import asks again."""
+    for name in names:
+        if name not in CORE_MODULES:
+            raise ValueError("%r is not one of the simulated native modules %s" % (name, CORE_MODULES))
+        sys.modules.pop(name, None)
+    board.without_modules = tuple(getattr(board, "without_modules", ())) + tuple(names)
 
 
 def attach_modules(sim, plugged, work_dir):

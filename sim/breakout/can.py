@@ -1,6 +1,11 @@
-"""The CAN module on the simulated breakout: an MCP2515 (sim/devices/mcp2515.py, register level) on the breakout's
-SPI pins and CAN chip select, its INT pin, and the host side of the bus (a CAN adapter on a PC): a log of every
+"""The CAN module on the simulated breakout, and the host side of the bus (a CAN adapter on a PC): a log of every
 frame, and a node that sends frames (requests) and acknowledges the firmware's.
+
+Which controller the firmware talks to follows the board config, as on the device: a board whose breakout names
+``can_tx`` and ``can_rx`` has a transceiver on those pins (docs/CAN.md), so the module is the bus cable to it and
+the firmware's ``canio`` drives the MCU's TWAI controller (sim/devices/twai.py; without this module that transceiver
+sees an empty bus, which nobody acknowledges); otherwise an MCP2515 (sim/devices/mcp2515.py, register level) on the
+breakout's SPI pins and CAN chip select, with its INT pin.
 
 The run's output folder gets ``can.log`` (candump -l format, which python-can, SavvyCAN and can-utils' canplayer
 read) and ``can_decoded.txt`` (every frame decoded with cantools and docs/fugu_can.dbc).
@@ -26,12 +31,15 @@ def candump_line(t_s, can_id, extended, data, rtr=False):
 
 
 class CanHandle:
+    """``source``: how the firmware's frames are marked in ``frames()`` ("mcp2515" or "twai")."""
+
     name = "can"
 
-    def __init__(self, sim, bus, chip):
+    def __init__(self, sim, bus, chip, source="mcp2515"):
         self.sim = sim
         self.bus = bus
         self.chip = chip
+        self.source = source
         self._db = None
 
     # -- for tests: the host node --------------------------------------------------------------------------
@@ -44,9 +52,12 @@ class CanHandle:
         return None
 
     def frames(self):
-        """Every frame seen on the bus: Frame(t_ns, id, extended, data, rtr, source), source "mcp2515" (the
-        firmware) or "host"."""
+        """Every frame seen on the bus: Frame(t_ns, id, extended, data, rtr, source), source "mcp2515" or "twai"
+        (the firmware) or "host"."""
         return list(self.bus.frames)
+
+    def firmware_frames(self):
+        return [f for f in self.bus.frames if f.source == self.source]
 
     def dbc(self):
         if self._db is None:
@@ -81,8 +92,10 @@ class CanHandle:
         for f in self.bus.frames:
             key = ("0x%08X" if f.extended else "0x%03X") % f.id
             by_id[key] = by_id.get(key, 0) + 1
-        return {"bitrate": self.bus.bitrate, "frames": len(self.bus.frames), "from_firmware": self.chip.tx_frames,
-                "to_firmware": self.chip.rx_frames, "by_id": dict(sorted(by_id.items()))}
+        nodes = self.bus.attached  # the MCP2515, or each TWAI controller the firmware made
+        return {"bitrate": self.bus.bitrate, "controller": self.source,
+                "frames": len(self.bus.frames), "from_firmware": sum(n.tx_frames for n in nodes),
+                "to_firmware": sum(n.rx_frames for n in nodes), "by_id": dict(sorted(by_id.items()))}
 
     def write(self, out_dir):
         os.makedirs(out_dir, exist_ok=True)
@@ -93,8 +106,8 @@ class CanHandle:
         db = self.dbc()
         lines = 0
         with open(os.path.join(out_dir, "can_decoded.txt"), "w") as f:
-            f.write("# %s frames decoded with %s; t = simulated seconds; from = firmware (mcp2515) or host\n"
-                    % (len(self.bus.frames), os.path.relpath(DBC_PATH, PROJECT_ROOT)))
+            f.write("# %s frames decoded with %s; t = simulated seconds; from = firmware (%s) or host\n"
+                    % (len(self.bus.frames), os.path.relpath(DBC_PATH, PROJECT_ROOT), self.source))
             for fr in self.bus.frames:
                 if lines >= DECODED_MAX_LINES:
                     f.write("# ... stopped after %d lines (can.log has every frame)\n" % DECODED_MAX_LINES)
@@ -128,8 +141,9 @@ class CanHandle:
 
 
 def attach(sim, pins, work_dir):
-    """Plug the MCP2515 module: on the breakout's SPI pins and can_cs (INT on can_int if the board has it), the bus
-    at the firmware's can_bitrate setting (what the user's adapter would be set to)."""
+    """Plug the module: the bus at the firmware's can_bitrate setting (what the user's adapter would be set to), on
+    the transceiver of the TWAI pins (can_tx, can_rx) or an MCP2515 on the breakout's SPI pins and can_cs (INT on
+    can_int if the board has it)."""
     board = sim.board
     settings = getattr(sim, "settings", None) or {}
     bitrate = settings.get("can_bitrate")
@@ -138,6 +152,12 @@ def attach(sim, pins, work_dir):
 
         bitrate = defaults()["can_bitrate"]
     bus = CANBus(board.clock, bitrate=int(bitrate), ack=True)
+    if pins.get("can_tx") and pins.get("can_rx"):
+        key = (board.pin(pins["can_tx"]).name, board.pin(pins["can_rx"]).name)
+        if not hasattr(board, "twai_buses"):
+            board.twai_buses = {}
+        board.twai_buses[key] = bus  # canio.CAN on these pins joins this bus
+        return CanHandle(sim, bus, None, source="twai")
     chip = MCP2515Emulator(board, bus, osc_hz=pins.get("can_osc_hz", DEFAULT_OSC_HZ), int_pin=pins.get("can_int"))
     chip.attach((pins["sck"], pins["mosi"], pins["miso"]), pins["can_cs"])
     return CanHandle(sim, bus, chip)

@@ -102,6 +102,7 @@ class CANBus:
         self.clock = clock
         self.bitrate = int(bitrate)
         self.nodes = []
+        self.attached = []  # every node that was ever on the bus (for counts after one left)
         self.frames = []
         self.on_frame = None
         self._ack = bool(ack)
@@ -120,6 +121,17 @@ class CANBus:
 
     def attach(self, node):
         self.nodes.append(node)
+        self.attached.append(node)
+
+    def detach(self, node):
+        if node in self.nodes:
+            self.nodes.remove(node)
+
+    def acknowledging(self, node):
+        """``node`` now acknowledges (it joined, or entered normal mode): the others' unacknowledged frames go."""
+        for n in list(self.nodes):
+            if n is not node:
+                n._retry_tx()
 
     def log(self):
         return [(f.t_ns, f.id, f.extended, f.data) for f in self.frames]
@@ -300,6 +312,8 @@ class MCP2515Emulator:
         if req == cur:
             return
         self.regs[CANSTAT] = (self.regs[CANSTAT] & 0x1F) | req
+        if req == MODE_NORMAL:
+            self.bus.acknowledging(self)
         if req in (MODE_NORMAL, MODE_LOOPBACK):
             for i in range(3):
                 if self.regs[TXBCTRL[i]] & 0x08 and self._tx_pending[i] is None:

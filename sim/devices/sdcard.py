@@ -404,9 +404,11 @@ class SDCardEmulator:
                 self._multi = False
                 self._busy_until = max(self._busy_until, now + self.write_busy_ns)
                 self._out = bytearray(b"\xff")  # a byte, then busy
-            elif (b & 0xC0) == 0x40 and not self._multi:
-                # a new command instead of data: the write is abandoned
+            elif (b & 0xC0) == 0x40 and (not self._multi or b == 0x40):
+                # a new command instead of data: the write is abandoned (a multi-block write, which only the stop
+                # token ends, by CMD0 alone: the reset, e.g. of a card stuck busy)
                 self._phase = "cmd"
+                self._multi = False
                 self._take(b, now)
             return
         self._wbuf.append(b)

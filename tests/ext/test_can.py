@@ -1,7 +1,9 @@
-"""The CAN extension (extensions/can.py + canmap.py) with the REAL adafruit_mcp2515 driver on the emulated MCP2515:
-what a PC on the bus sees, decoded with cantools and docs/fugu_can.dbc (the documented frame map), compared with the
-firmware's own STAT lines and the plant's truth; setting requests through the bus; a bus nobody acknowledges; a
-board without the module; and a hypothesis fuzz of the request parser."""
+"""The CAN extension (extensions/can.py + canmap.py) on both its controllers: the REAL adafruit_mcp2515 driver on the
+emulated MCP2515 (fugu_v1), and the ESP32-S3's TWAI controller through canio (fugu_s3, whose breakout has a
+transceiver on can_tx/can_rx; sim/hal/canio.py, sim/devices/twai.py). What a PC on the bus sees, decoded with
+cantools and docs/fugu_can.dbc (the documented frame map), compared with the firmware's own STAT lines and the
+plant's truth; setting requests through the bus; a bus nobody acknowledges; a bus-off; a board without the module;
+and a hypothesis fuzz of the request parser."""
 
 import os
 import struct
@@ -20,6 +22,8 @@ DB = cantools.database.load_file(DBC)
 DURATION_S = 26
 ONLY_CAN = {"board.modules.%s" % m: (m == "can") for m in ("oled", "sd", "can", "rs485", "ble")}
 TELEMETRY = ("FUGU_Status", "FUGU_PV", "FUGU_Battery", "FUGU_Charger", "FUGU_Energy", "FUGU_Info")
+BOARDS = {"fugu_v1": "mcp2515", "fugu_s3": "twai"}  # board config -> the controller the firmware uses on it
+STARTED = {"mcp2515": "ext can: started (MCP2515, 250 kbit/s", "twai": "ext can: started (native canio, 250 kbit/s)"}
 
 
 def _canmap():
@@ -46,9 +50,10 @@ class RecordingRun(SimRun):
         super().on_console_line(line)
 
 
-def scenario(**overrides):
+def scenario(board="fugu_v1", **overrides):
     ov = dict(ONLY_CAN)
     ov["scenario.duration_s"] = DURATION_S
+    ov["board.config"] = board
     ov.update(overrides)
     return load_scenario(os.path.join(PROJECT_ROOT, "scenarios", "demo.toml"), ov)
 
@@ -68,22 +73,25 @@ REQUESTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def can_run(tmp_path_factory):
+@pytest.fixture(scope="module", params=list(BOARDS))
+def can_run(request, tmp_path_factory):
     out = tmp_path_factory.mktemp("can")
-    run = RecordingRun(scenario(), out_dir=str(out), echo=False)
+    run = RecordingRun(scenario(request.param), out_dir=str(out), echo=False)
     (handle,) = run.modules
-    assert handle.name == "can"
+    assert handle.name == "can" and handle.source == BOARDS[request.param]
     for t, can_id, data, _ in REQUESTS:
         handle.send(can_id, data, at_s=t)
     handle.send(0x5F0, b"", rtr=True, at_s=17.0)  # a remote frame on the request id: malformed
     handle.send(0x5F0, bytes([1, 3, 0, 0, 0, 0]), extended=True, at_s=17.5)  # an extended id: not ours, ignored
+    # an extended id whose top 11 bits are 0x5F0: the TWAI's standard filter lets it through (the port does not
+    # check the frame type): the extension must ignore it all the same
+    handle.send((0x5F0 << 18) | 0x1234, bytes([2, 3, 0, 0, 0, 0]), extended=True, at_s=18.0)
     summary = run.run()
     return run, summary, handle, out
 
 
 def firmware_frames(handle):
-    return [f for f in handle.frames() if f.source == "mcp2515"]
+    return handle.firmware_frames()
 
 
 def test_every_frame_the_firmware_sends_decodes_with_the_dbc(can_run):
@@ -101,6 +109,8 @@ def test_every_frame_the_firmware_sends_decodes_with_the_dbc(can_run):
     assert len(logged) == len(handle.frames())
     assert [(m.arbitration_id, bytes(m.data)) for m in logged[:6]] == [(f.id, f.data) for f in handle.frames()[:6]]
     decoded = (out / "can_decoded.txt").read_text()
+    assert any(line.startswith(STARTED[handle.source]) for line in run.fw_lines)
+    assert summary["modules"]["can"]["controller"] == handle.source
     assert "FUGU_PV pv_voltage=" in decoded and "FUGU_Response op=write setting=i_charge_max_ma status=ok" in decoded
     counts = summary["modules"]["can"]["by_id"]
     assert counts["0x501"] == sum(1 for f in frames if f.id == 0x501)
@@ -111,7 +121,7 @@ def test_decoded_power_and_voltage_agree_with_stat_lines_and_the_plant(can_run):
     run, summary, handle, out = can_run
     rows = {round(r[0]): dict(zip(SimRun.CSV_HEADER, r)) for r in run.rows}
     checked = 0
-    for t, name, sig in handle.decoded(source="mcp2515"):
+    for t, name, sig in handle.decoded(source=handle.source):
         if t < 11.0 or name not in ("FUGU_PV", "FUGU_Battery"):
             continue
         stat = [s for ts, s in run.stats if ts <= t][-1]  # the snapshot was taken with this STAT line
@@ -141,13 +151,17 @@ def test_telemetry_frames_come_at_the_documented_rate_in_simulated_time(can_run)
         # the host makes one extension call per control step: while the converter is off the loop runs at 10 Hz and
         # a snapshot's frames take a few hundred ms to go out; while it switches (~130 Hz) they follow within 0.1 s
         assert 0.7 < min(gaps) and max(gaps) < 1.3, (name, min(gaps), max(gaps))
+        # (a response to a request takes the place of a telemetry frame, which then follows at the next tick, 50 ms
+        # later)
         running = [b - a for a, b in zip(times, times[1:]) if a > 9.0]
-        assert 0.97 < min(running) and max(running) < 1.03, (name, min(running), max(running))
+        assert 0.93 < min(running) and max(running) < 1.07, (name, min(running), max(running))
+        steady = [b - a for a, b in zip(times, times[1:]) if a > 9.0 and not 11.5 < b < 19.0]  # no requests
+        assert 0.99 < min(steady) and max(steady) < 1.01, (name, min(steady), max(steady))
 
 
 def test_settings_are_read_and_written_through_request_frames(can_run):
     run, summary, handle, out = can_run
-    responses = [(t, sig) for t, name, sig in handle.decoded(source="mcp2515") if name == "FUGU_Response"]
+    responses = [(t, sig) for t, name, sig in handle.decoded(source=handle.source) if name == "FUGU_Response"]
     # + the remote frame's answer; the extended frame gets none
     expected = [r[3] for r in REQUESTS] + [(0, "battery_chem", "malformed", 0)]
     got = [(str(s["op"]), str(s["setting"]), str(s["status"]), s["value"]) for _, s in responses]
@@ -156,20 +170,30 @@ def test_settings_are_read_and_written_through_request_frames(can_run):
     for (t_req, *_), (t_resp, _) in zip(REQUESTS, responses):
         assert 0 < t_resp - t_req < 0.2
     # the written limit reaches the charger: the FUGU_Charger frames show it
-    limits = [(t, sig["current_limit"]) for t, name, sig in handle.decoded(source="mcp2515") if name == "FUGU_Charger"]
+    limits = [(t, sig["current_limit"]) for t, name, sig in handle.decoded(source=handle.source)
+              if name == "FUGU_Charger"]
     assert all(v == pytest.approx(30.0) for t, v in limits if 9.0 < t < 12.0)  # charging (bulk) from ~8 s
     assert all(v == pytest.approx(32.0) for t, v in limits if t > 13.5)
 
 
 @pytest.fixture(scope="module")
-def plain_run():
-    run = RecordingRun(scenario(**{"board.modules.can": False}), echo=False)
+def plain_run(can_run):
+    run = RecordingRun(scenario(can_run[0].scenario.board["config"], **{"board.modules.can": False}), echo=False)
     return run, run.run()
 
 
 def test_without_the_module_the_extension_is_not_found_and_tracking_is_unaffected(can_run, plain_run):
+    """The MCP2515 board: no module, no extension. The S3 board has its transceiver: without a bus on it nobody
+    acknowledges, the extension says so once and drops its frames."""
     run, summary = plain_run
-    assert "ext can: not found" in run.fw_lines
+    if can_run[2].source == "mcp2515":
+        assert "ext can: not found" in run.fw_lines
+    else:
+        assert STARTED["twai"] in run.fw_lines
+        assert [line for line in run.fw_lines if "frames are not going out" in line] == [
+            "ext can: frames are not going out (no other node acknowledges: an empty bus or a wrong bit rate; or "
+            "bus-off); dropping them until the bus works"]
+        assert not any("code=EXT" in line for line in run.fw_lines)
     assert summary["modules"] == {}
     with_can = can_run[1]
     eff = [_tracking(r, 10.0) for r in (run, can_run[0])]
@@ -186,15 +210,20 @@ def _tracking(run, t0):
 # ---------------------------------------------------------------------------------------------------------------
 # the extension on a bench: a simulated board with the emulated MCP2515, the real driver, the real ExtContext
 class Bench:
-    PINS = {"sck": "IO14", "mosi": "IO13", "miso": "IO39", "can_cs": "IO15", "can_int": "IO36"}
+    """``native``: the breakout names TWAI pins with a transceiver on this bus (canio), instead of the MCP2515."""
 
-    def __init__(self, plugged=True, ack=True):
+    PINS = {"sck": "IO14", "mosi": "IO13", "miso": "IO39", "can_cs": "IO15", "can_int": "IO36"}
+    NATIVE_PINS = {"can_tx": "IO42", "can_rx": "IO48"}
+
+    def __init__(self, plugged=True, ack=True, native=False, bus_bitrate=250000):
         from sim.devices.mcp2515 import CANBus, MCP2515Emulator
         from sim.simboard import SimBoard
 
         self.board = SimBoard(["IO%d" % i for i in range(49)]).activate()
-        self.bus = CANBus(self.board.clock, bitrate=250000, ack=ack)
-        if plugged:
+        self.bus = CANBus(self.board.clock, bitrate=bus_bitrate, ack=ack)
+        if native:
+            self.board.twai_buses = {("IO42", "IO48"): self.bus}
+        elif plugged:
             self.chip = MCP2515Emulator(self.board, self.bus, int_pin="IO36").attach(
                 ("IO14", "IO13", "IO39"), "IO15")
         import board
@@ -209,7 +238,7 @@ class Bench:
         self.max_call_ms = 0.0
         self.settings = Settings(None, log=lambda *a: None)
         self.tel = Telemetry(2, "bench")
-        cfg = {"name": "bench", "pins": {}, "breakout": self.PINS}
+        cfg = {"name": "bench", "pins": {}, "breakout": self.NATIVE_PINS if native else self.PINS}
         self.ctx = ExtContext(cfg, {"board": board, "busio": busio, "digitalio": digitalio}, self.settings,
                               self.tel, log=self.log.append)
 
@@ -300,6 +329,84 @@ def test_a_bus_nobody_acknowledges_drops_frames_without_blocking_or_raising():
         assert {f.id for f in b.bus.frames} >= {0x500, 0x501, 0x502}
         assert any("bus works again" in line for line in b.log)
         assert "can" not in b.ctx.notices
+    finally:
+        b.close()
+
+
+def test_native_a_bus_nobody_acknowledges_never_blocks_and_frames_resume_when_a_node_joins():
+    """canio.send() never raises: the extension reads the state first. Nobody acknowledges: the TWAI retries its
+    frame, TEC climbs to error passive (128) in ~10 ms and stays there; the queued frames go when a node joins."""
+    b = Bench(ack=False, native=True)
+    try:
+        ext = b.extension()
+        assert ext.probe() and ext.backend == "canio"
+        ext.start()
+        assert ext.status() == "native canio, 250 kbit/s"
+        b.elapse(ext, 3.0)
+        assert b.max_call_ms < 1.0  # a state read per call, never a wait
+        assert b.bus.frames == []
+        import canio
+
+        assert ext.can.transmit_error_count == 128 and ext.can.state == canio.BusState.ERROR_PASSIVE
+        assert ext.sent == 3 and ext.dropped == 7 + 10  # as the MCP2515: the first call's frames are taken
+        assert [line for line in b.log if "frames are not going out" in line] and b.ctx.notices["can"] == "CAN: no ACK"
+        b.bus.ack = True  # another node joins
+        b.elapse(ext, 2.0)
+        assert {f.id for f in b.bus.frames} >= {0x500, 0x501, 0x502, 0x510}
+        assert any("bus works again" in line for line in b.log) and "can" not in b.ctx.notices
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("with_canio", [True, False])
+def test_transceiver_pins_mean_canio_unless_the_build_lacks_it(with_canio):
+    from sim.breakout import without_core_modules
+
+    b = Bench()  # an MCP2515 on the SPI pins, and the breakout names TWAI pins too
+    try:
+        b.ctx.breakout = dict(b.PINS, **b.NATIVE_PINS)
+        if not with_canio:
+            without_core_modules(b.board, "canio")
+        ext = b.extension()
+        assert ext.probe() and ext.backend == ("canio" if with_canio else "mcp2515")
+    finally:
+        b.close()
+
+
+def test_native_a_request_is_answered_through_canio():
+    b = Bench(native=True)
+    try:
+        ext = b.extension()
+        assert ext.probe()
+        ext.start()
+        can_id, data = request("write", "i_charge_max_ma", 20000)
+        b.bus.send(can_id, data, at_ns=b.board.clock.now_ns + 100_000_000)
+        b.elapse(ext, 1.0)
+        (resp,) = [f for f in b.bus.frames if f.id == 0x5F1]
+        got = DB.decode_message(0x5F1, resp.data)
+        assert (str(got["op"]), str(got["status"]), got["value"]) == ("write", "ok", 20000)
+        assert b.settings.get("i_charge_max_ma") == 20000
+        assert b.max_call_ms < ext.budget_ms
+    finally:
+        b.close()
+
+
+def test_native_after_a_bus_off_the_frames_resume_once_the_bus_is_right():
+    """A PC adapter at the wrong bit rate makes every frame a bit error: bus-off after 32 tries. On this port a
+    bus-off TWAI stays off (auto_restart would recover it into ESP-IDF's STOPPED state, where canio sends nothing
+    and reads ERROR_ACTIVE): the extension makes its CAN object anew, and frames go once the adapter is right."""
+    b = Bench(native=True, bus_bitrate=500000)
+    try:
+        ext = b.extension()
+        assert ext.probe()
+        ext.start()
+        b.elapse(ext, 2.0)
+        assert b.bus.frames == [] and ext._bus_failing()
+        assert b.ctx.notices["can"] == "CAN: no ACK"
+        b.bus.bitrate = 250000  # the user sets the adapter right
+        b.elapse(ext, 8.0)
+        assert {f.id for f in b.bus.frames} >= {0x500, 0x505} and "can" not in b.ctx.notices
+        assert b.max_call_ms < ext.budget_ms
     finally:
         b.close()
 

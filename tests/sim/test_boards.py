@@ -204,6 +204,27 @@ def test_board_config_is_complete_and_its_pins_exist(name):
 
 
 @pytest.mark.parametrize("name", BOARDS)
+def test_breakout_pins_exist_and_are_free(name):
+    """Every breakout signal (SPI, chip selects, CAN, RS485) on its own MCU pin, none taken by the power stage or
+    the core's pins (the breakout button is one of the board's buttons by design)."""
+    cfg = config(name)
+    bo = {k: v for k, v in cfg.get("breakout", {}).items() if isinstance(v, str) and k != "button"}
+    if not bo:
+        pytest.skip("no breakout")
+    assert cfg["breakout"].get("button", cfg["pins"]["buttons"][0]) in cfg["pins"]["buttons"]
+    core = [v for k, v in cfg["pins"].items() if k not in ("buttons", "sda", "scl")]
+    core += list(cfg["pins"]["buttons"])
+    for ch in channels(cfg):
+        core += list(ch["pins"].values()) + [s["pin"] for s in ch["sense"].values() if "pin" in s]
+    assert set(bo.values()) <= set(wiring.MCU_PINS[cfg["mcu"]])
+    assert len(set(bo.values())) == len(bo), bo
+    assert not set(bo.values()) & set(core), set(bo.values()) & set(core)
+    if cfg["mcu"] == "esp32s3":
+        assert not set(bo.values()) & S3_RESERVED
+    assert ("can_tx" in bo) == ("can_rx" in bo)
+
+
+@pytest.mark.parametrize("name", BOARDS)
 def test_board_builds_a_simulated_board(name):
     sim = built(name)
     chans = channels(config(name))

@@ -1,5 +1,6 @@
-"""The extension-device stand-ins (storage.VfsFat, displayio, busdisplay, i2cdisplaybus) have CircuitPython 10's
-signatures, checked against circuitpython-stubs as tests/sim/test_hal_signatures.py does for the core stand-ins."""
+"""The extension-device stand-ins (storage.VfsFat, displayio, busdisplay, i2cdisplaybus, sdcardio, canio) have
+CircuitPython 10's signatures, checked against circuitpython-stubs as tests/sim/test_hal_signatures.py does for the
+core stand-ins."""
 
 import os
 import sys
@@ -18,6 +19,12 @@ CASES = [
     ("busdisplay", "BusDisplay"), ("busdisplay", "BusDisplay.refresh"),
     ("displayio", "release_displays"), ("displayio", "Bitmap"), ("displayio", "Bitmap.fill"),
     ("displayio", "Palette"), ("displayio", "Group"), ("displayio", "Group.append"), ("displayio", "TileGrid"),
+    ("sdcardio", "SDCard"), ("sdcardio", "SDCard.count"), ("sdcardio", "SDCard.readblocks"),
+    ("sdcardio", "SDCard.writeblocks"), ("sdcardio", "SDCard.sync"), ("sdcardio", "SDCard.deinit"),
+    ("canio", "CAN"), ("canio", "CAN.restart"), ("canio", "CAN.listen"), ("canio", "CAN.send"),
+    ("canio", "CAN.deinit"), ("canio", "CAN.__exit__"), ("canio", "Listener.receive"),
+    ("canio", "Listener.in_waiting"), ("canio", "Listener.deinit"), ("canio", "Listener.__exit__"),
+    ("canio", "Match"), ("canio", "Message"), ("canio", "RemoteTransmissionRequest"),
 ]
 
 
