@@ -8,7 +8,7 @@ import microcontroller
 import pwmio
 import watchdog
 
-from fugu import VERSION
+from fugu import VERSION, forget
 from fugu.boardid import load_board_config
 from fugu.charger import Charger
 from fugu.controller import Controller
@@ -28,12 +28,24 @@ mods = {"board": board, "busio": busio, "digitalio": digitalio, "pwmio": pwmio, 
 hw = Hardware(cfg, mods, cal=calibration(settings), mode=settings.get("mode"))
 print("board %s: %d stage(s), ADC %s" % (cfg["name"], len(hw.stages), hw.adc_kind))
 tel = Telemetry(len(hw.stages), cfg["name"], VERSION, settings.get("mode"))
-ext = ExtensionHost(ExtContext(cfg, mods, settings, tel, hw.i2c))
-ext.discover()
+host = ExtensionHost(ExtContext(cfg, mods, settings, tel, hw.i2c))
+if microcontroller.cpu.reset_reason == microcontroller.ResetReason.WATCHDOG:
+    # a call that never returned (no budget stops that): the core alone, so a hung extension is no reset loop
+    print("extensions: not started after a watchdog reset (the next reset or power-on tries them again)")
+    ext = None
+else:
+    ext = host if host.discover() else None
+del host
+if ext is None:  # no extension runs: the extension machinery need not stay in RAM
+    del ExtContext, ExtensionHost
+    forget("fugu.extensions", "extensions")
 ctl = Controller(hw, settings, Charger(), EnergyMeter(), History(microcontroller.nvm), Thermal(cfg["ntc"]),
                  telemetry=tel, extensions=ext)
+del load_board_config, calibration, cfg, mods  # boot-only code and data: the GC takes them back
+forget("fugu.boardid", "fugu.boardcfg")
 try:
     ctl.run()
 finally:
     hw.safe()
-    ext.stop_all()
+    if ext is not None:
+        ext.stop_all()

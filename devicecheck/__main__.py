@@ -28,8 +28,8 @@ def _main_run(args):
     rows = [
         ("outcome", "%s %s" % (r.outcome, r.detail.strip().splitlines()[-1] if r.detail.strip() else "")),
         ("control steps run", r.steps),
-        ("heap after boot, GC off (bytes, upper bound)", r.heap_after_boot_bytes),
-        ("heap after boot, collected (bytes, lower est.)", r.heap_after_boot_collected_bytes),
+        ("heap in use after boot (bytes, after a collection)", r.heap_after_boot_collected_bytes),
+        ("heap allocated up to the first feed, GC off (bytes)", r.heap_after_boot_bytes),
         ("heap allocated per step, GC off (bytes)", "%s (over %s steps)" % (r.alloc_per_step_bytes, r.alloc_steps)),
         ("instructions per step (wasm fuel)", "%s (raw %s, stand-in call excess %s each)" % (
             r.instructions_per_step, r.instructions_per_step_raw, r.standin_call_excess_instructions)),

@@ -21,7 +21,7 @@ from devicecheck.wasm import GuestAbort
 
 OK, ERROR = 0, 1
 # heap measurements (devicecheck/mp/_hostlink.py has the same numbers)
-MEASURE_BASELINE, MEASURE_BOOT_LIVE, MEASURE_BOOT, MEASURE_CHECK, MEASURE_END = 1, 2, 3, 4, 5
+MEASURE_BASELINE, MEASURE_BOOT_LIVE, MEASURE_BOOT, MEASURE_CHECK, MEASURE_END, MEASURE_UNWOUND = 1, 2, 3, 4, 5, 6
 CHECK_EVERY_STEPS = 100
 
 _REQ = struct.Struct("<10id")

@@ -12,12 +12,18 @@ heap, so ``gc.collect()`` frees live objects and the interpreter then crashes or
 a dozen lines of plain Python). The heap is made big enough for the whole run instead, and a firmware call to
 ``gc.collect()`` does nothing. Figures (``DeviceRun.run``), each from its own fresh interpreter and simulated board:
 
-- ``heap_after_boot_bytes``: heap allocated from the start of code.py to its first watchdog feed (GC off), i.e.
-  the objects the firmware keeps plus the garbage it made while booting: an upper bound of the heap in use after
-  boot, and the figure held against the floor. ``heap_after_boot_collected_bytes`` is the same after a
-  ``gc.collect()`` at the first feed (the last thing that run does): a lower estimate, because the collection
-  also frees what only running frames reference (CircuitPython keeps frame state on a separate Python stack).
-  Both are net of the same figure taken before code.py starts (interpreter, stand-ins, link: the device's C).
+- ``heap_after_boot_collected_bytes``: the heap in use after boot, the figure held against the floor: the heap
+  in use after a ``gc.collect()`` at code.py's first watchdog feed (the last thing that run does, so the objects
+  the collection wrongly frees are never used again). What it frees wrongly is the state of the running frames
+  (code.py -> Controller.run -> step -> feed), which CircuitPython keeps on its separate Python stack, not on the
+  heap; the firmware's objects hang off module and code.py globals and are all counted. Cross-check (issue 4
+  work): unwinding those frames before collecting, in a separate probe, measured the same heap less code.py's
+  compiled code (which this figure rightly includes, as the device keeps it while code.py runs).
+  ``heap_after_boot_bytes`` is the heap allocated from the start of code.py to its first feed with the GC off:
+  the same objects plus all the garbage of booting (compiling code.py and the board config, the top-level code of
+  every module, boot-only modules dropped after setup), which the device's GC takes back; an upper bound, for
+  reference. Both are net of the same figure taken before code.py starts (interpreter, stand-ins, link, the
+  libraries CircuitPython has built in: the device's C).
 - ``alloc_per_step_bytes``: ``gc.mem_alloc()`` at the last feed minus at the first, per step. The stand-ins and
   the link allocate nothing (tests/device/test_micropython.py checks it), so this is the firmware's allocation.
   Floats are boxed in this build (16 bytes each), as in MicroPython on an ESP32; CircuitPython packs them into
@@ -262,6 +268,33 @@ class DeviceRun:
         from devicecheck.bridge import MEASURE_BOOT_LIVE
 
         return MEASURE_BOOT_LIVE
+
+    def heap_after_boot_unwound(self):
+        """The heap in use after boot measured the other way, to cross-check heap_after_boot_collected_bytes: at the
+        first feed every firmware frame is left (an exception the firmware does not catch; code.py's finally blocks
+        run) and the collection runs with none of them on the stack. Net of the baseline, in bytes."""
+        from devicecheck.bridge import MEASURE_BASELINE, MEASURE_UNWOUND
+
+        fs = stage_build(self.build_dir) if self.build_dir is not None else stage_tree(self.root, self.libraries)
+        try:
+            self._measure_run(fs, "baseline")
+            got = {}
+
+            def on_measure(kind, used, free):
+                from devicecheck.wasm import GuestAbort
+
+                got[kind] = used
+                if kind == MEASURE_UNWOUND:
+                    raise GuestAbort("measured")
+
+            s = Session(fs, self.scenario, self.heap_bytes, on_feed=lambda: MEASURE_UNWOUND, on_measure=on_measure)
+            s.execute("run " + self.code_path)
+        finally:
+            shutil.rmtree(fs, ignore_errors=True)
+        if MEASURE_UNWOUND not in got:
+            self._outcome_from(s)
+            raise RuntimeError("no unwound heap figure: %s" % (s.interp.stdout[-2000:],))
+        return got[MEASURE_UNWOUND] - self.m[MEASURE_BASELINE]
 
     def _steps_run(self, fs):
         from devicecheck.bridge import CHECK_EVERY_STEPS, MEASURE_BOOT, MEASURE_CHECK, MEASURE_END

@@ -131,8 +131,9 @@ def build(out, lib_source="auto", mpy=True, root=ROOT, log=print):
         for rel, src in sorted(files.items()):
             if mpy and not _keep_source(rel):
                 rel_mpy = rel[:-3] + ".mpy"
-                source_name = rel[4:] if rel.startswith("lib/") else rel
-                compile_mpy(src, os.path.join(out, rel_mpy), source_name, exe)
+                # the name tracebacks give: the file's path on the device, which is also the module's __file__,
+                # so the loader interns one name for both (a name per module less in RAM)
+                compile_mpy(src, os.path.join(out, rel_mpy), "/" + rel_mpy, exe)
             else:
                 dest = os.path.join(out, rel)
                 os.makedirs(os.path.dirname(dest), exist_ok=True)

@@ -1,5 +1,6 @@
 # Bootstrap inside MicroPython: set up the host link, load the stand-ins for CircuitPython's core modules (they play
-# the firmware's C modules, so they are loaded before any heap figure), then do the task the host gives, a list of
+# the firmware's C modules, so they are loaded before any heap figure; so are the libraries CircuitPython has built
+# in, BUILT_IN_LIBRARIES), then do the task the host gives, a list of
 # commands separated by ";":
 #   "baseline"            report the heap in use after a collection (the host then ends the run)
 #   "calibrate"           price a stand-in call against a C-function call for the instruction count
@@ -18,6 +19,10 @@ import _hostlink as _l
 
 STANDINS = ("microcontroller", "board", "busio", "digitalio", "pwmio", "analogio", "countio", "watchdog",
             "supervisor", "storage")
+# Built into CircuitPython on the target (ESP32-S3: the board's "Included modules" in circuitpython-stubs list
+# adafruit_bus_device), a library here: its Python copy in /lib is loaded with the stand-ins, so its code and names
+# count as the device's C, not as the firmware's heap (the firmware's I2CDevice objects still do).
+BUILT_IN_LIBRARIES = ("adafruit_bus_device.i2c_device", "adafruit_bus_device.spi_device")
 _keep = []  # what the running firmware hangs off, reachable from a module (see the GC note above)
 
 
@@ -43,6 +48,11 @@ def _install():
     sys.modules["gc"] = _simgc
     for name in STANDINS:
         __import__(name)
+    for name in BUILT_IN_LIBRARIES:
+        try:
+            __import__(name)
+        except ImportError:  # a folder without the library: the firmware does not use it either
+            pass
 
 
 def _run(path):
@@ -56,6 +66,8 @@ def _run(path):
     try:
         exec(code, g)
         _report("exit", path)
+    except _l.Unwound:  # the host asked for the heap with no firmware frame running (see _hostlink)
+        _l.measure_unwound()
     except Exception as e:  # noqa: B902 (the firmware crashed: the traceback is the report)
         _report("crash", path, _exc_text(e))
 

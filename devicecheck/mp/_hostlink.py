@@ -31,6 +31,12 @@ MEASURE_BOOT_LIVE = 2  # (first feed) collect, report the heap in use: the host 
 MEASURE_BOOT = 3  # (first feed) report the heap allocated so far: allocation counting starts
 MEASURE_CHECK = 4  # (every 100 feeds) report the free heap: the host ends the run if it runs low
 MEASURE_END = 5  # (last feed) report the heap allocated: the host ends the run
+MEASURE_UNWOUND = 6  # (first feed) leave every firmware frame (Unwound), then collect, report the heap in use
+
+
+class Unwound(BaseException):
+    """Raised out of the first watchdog feed for MEASURE_UNWOUND: it passes the firmware's `except Exception`
+    handlers (its finally blocks run), and _devboot measures once no firmware frame is left."""
 
 
 def setup():
@@ -107,7 +113,15 @@ def pin_name(pin):
 def measure(kind):
     """Heap figures for the host. The GC never runs on its own here (see _devboot): gc.collect() in this build
     frees live objects, so the two measurements that collect are each the last thing their run does."""
+    if kind == MEASURE_UNWOUND:
+        raise Unwound()
     if kind == MEASURE_BASELINE or kind == MEASURE_BOOT_LIVE:
         call("m.heap", "", kind + 10, gc.mem_alloc(), gc.mem_free())  # before the collection
         gc.collect()
     call("m.heap", "", kind, gc.mem_alloc(), gc.mem_free())
+
+
+def measure_unwound():
+    """After Unwound reached _devboot: collect (no firmware frame is running) and report the heap in use."""
+    gc.collect()
+    call("m.heap", "", MEASURE_UNWOUND, gc.mem_alloc(), gc.mem_free())

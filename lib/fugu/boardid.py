@@ -4,33 +4,35 @@ Record at nvm[0:32]: b"FB" magic, 1 length byte, up to 27 ASCII bytes of name, 2
 bytes mod 65536, big endian) at the end of the record. A blank (0xFF) or corrupt record reads as None.
 """
 
-BOARD_ID_OFFSET = 0
-BOARD_ID_SIZE = 32
+from micropython import const
+
+_BOARD_ID_OFFSET = const(0)
+_BOARD_ID_SIZE = const(32)
 DEFAULT_BOARD = "fugu_v1"
 
 
 def encode_board_id(name):
     raw = name.encode()
-    if not 0 < len(raw) <= BOARD_ID_SIZE - 5:
+    if not 0 < len(raw) <= _BOARD_ID_SIZE - 5:
         raise ValueError("board id must be 1..27 ASCII bytes")
-    rec = bytearray(b"\xff" * BOARD_ID_SIZE)
+    rec = bytearray(b"\xff" * _BOARD_ID_SIZE)
     rec[0:2] = b"FB"
     rec[2] = len(raw)
     rec[3:3 + len(raw)] = raw
     s = sum(raw) & 0xFFFF
-    rec[BOARD_ID_SIZE - 2] = s >> 8
-    rec[BOARD_ID_SIZE - 1] = s & 0xFF
+    rec[_BOARD_ID_SIZE - 2] = s >> 8
+    rec[_BOARD_ID_SIZE - 1] = s & 0xFF
     return bytes(rec)
 
 
 def decode_board_id(rec):
-    if len(rec) < BOARD_ID_SIZE or rec[0] != 0x46 or rec[1] != 0x42:
+    if len(rec) < _BOARD_ID_SIZE or rec[0] != 0x46 or rec[1] != 0x42:
         return None
     n = rec[2]
-    if not 0 < n <= BOARD_ID_SIZE - 5:
+    if not 0 < n <= _BOARD_ID_SIZE - 5:
         return None
     raw = bytes(rec[3:3 + n])
-    if (sum(raw) & 0xFFFF) != (rec[BOARD_ID_SIZE - 2] << 8 | rec[BOARD_ID_SIZE - 1]):
+    if (sum(raw) & 0xFFFF) != (rec[_BOARD_ID_SIZE - 2] << 8 | rec[_BOARD_ID_SIZE - 1]):
         return None
     try:
         return raw.decode()
@@ -41,7 +43,7 @@ def decode_board_id(rec):
 def read_board_id(nvm):
     if nvm is None:
         return None
-    return decode_board_id(nvm[BOARD_ID_OFFSET:BOARD_ID_OFFSET + BOARD_ID_SIZE])
+    return decode_board_id(nvm[_BOARD_ID_OFFSET:_BOARD_ID_OFFSET + _BOARD_ID_SIZE])
 
 
 def load_board_config(nvm, log=print):
@@ -56,4 +58,7 @@ def load_board_config(nvm, log=print):
         log("board id: unknown board %r, using default %s" % (name, DEFAULT_BOARD))
         name = DEFAULT_BOARD
         mod = __import__("boardconfigs." + name, None, None, ["BOARD"])
+    from fugu import forget
+
+    forget("boardconfigs." + name, "boardconfigs")  # only the dict is needed, not the module
     return mod.BOARD

@@ -6,14 +6,14 @@ the lowest duty wins). Integers only (mV, mA, ms, degC); nothing is allocated pe
 
 Stages: off -> bulk -> absorb -> float -> storage, optional equalize between absorb and float (flooded lead only).
 Every threshold is debounced with time and has hysteresis:
-* bulk -> absorb: the battery stays within ``AT_TARGET_MV_CELL`` of the absorption voltage for ``REACH_MS``.
-* absorb ends on the tail current (battery current, averaged over ~``TAIL_AVG_MS`` against sensor noise, at or
-  below ``tail_ma_per_ah * capacity`` for ``TAIL_MS`` WHILE the voltage is held: a weak sun also gives a small
+* bulk -> absorb: the battery stays within ``AT_TARGET_MV_CELL`` of the absorption voltage for ``_REACH_MS``.
+* absorb ends on the tail current (battery current, averaged over ~``_TAIL_AVG_MS`` against sensor noise, at or
+  below ``tail_ma_per_ah * capacity`` for ``_TAIL_MS`` WHILE the voltage is held: a weak sun also gives a small
   current, that is not a full battery) or on the adaptive maximum time (see ``absorb_time_ms``). The absorption
   clock runs only while the voltage is held (a cloud pauses it).
 * re-bulk: the voltage stays below the re-bulk threshold for ``REBULK_MS`` while PV is there (a motor start or a
   short load peak is not a discharged battery; at night a low voltage is expected and is handled by the night rule).
-* night: ``pv_ok`` False pauses everything. After ``NIGHT_MS`` without PV the next sunrise starts a new cycle (bulk),
+* night: ``pv_ok`` False pauses everything. After ``_NIGHT_MS`` without PV the next sunrise starts a new cycle (bulk),
   whose absorption time adapts to the battery's voltage at that moment - except a battery in storage that was not
   discharged overnight: it stays in storage (no daily top-up of an unused battery).
 * storage: after ``storage_after_ms`` (24 h) of "rested full" time - time in float or storage, nights included,
@@ -24,7 +24,7 @@ Every threshold is debounced with time and has hysteresis:
   Lead-acid gets a refresh (a new cycle with a short absorption) every ``refresh_ms`` (7 days) in storage (Victron
   Blue Smart chargers: 1 h absorption every 7 days in storage), lithium none.
 * temperature: lead-acid set points are compensated per cell relative to 25 degC (temperature clamped to
-  ``T_COMP_MIN_C..T_COMP_MAX_C``, +-1 degC deadband so a dithering sensor doesn't flicker the set point), all
+  ``_T_COMP_MIN_C..T_COMP_MAX_C``, +-1 degC deadband so a dithering sensor doesn't flicker the set point), all
   profile voltages together (re-bulk included) so their order holds. Outside the profile's charge
   window (lithium: below 0 degC; every chemistry: above an upper limit) the charger reports stage off with
   ``i_limit_ma`` 0; it resumes ``T_HYST_C`` inside the window. ``t_bat_c`` None means no battery sensor: no
@@ -40,36 +40,39 @@ and DC loads hang on the battery, the tail current is never seen while a load ru
 adaptive maximum time, which is why that time exists.
 """
 
-STAGE_OFF = 0
-STAGE_BULK = 1
-STAGE_ABSORB = 2
-STAGE_FLOAT = 3
-STAGE_STORAGE = 4
-STAGE_EQUALIZE = 5
+from micropython import const
+
+STAGE_OFF = const(0)
+STAGE_BULK = const(1)
+STAGE_ABSORB = const(2)
+STAGE_FLOAT = const(3)
+STAGE_STORAGE = const(4)
+STAGE_EQUALIZE = const(5)
 STAGE_NAMES = ("off", "bulk", "absorb", "float", "storage", "equalize")
 
 CHEMISTRIES = ("lifepo4", "li_nmc", "lead_flooded", "lead_agm", "lead_gel")
 
 SYSTEM_NOMINAL_V = (12, 24, 48)
 
-REACH_MS = 10000  # bulk -> absorb: voltage held this long
-TAIL_MS = 60000  # tail current held this long (with the voltage at target)
-TAIL_AVG_MS = 10000  # the tail test uses the battery current averaged over ~this long: near the threshold one
-# noisy sample (a shunt amplifier's offset and noise are tens of mA) must not restart the TAIL_MS timer
-REBULK_MS = 60000  # below the re-bulk threshold this long (with PV)
-NIGHT_MS = 2 * 3600 * 1000  # no PV this long: new cycle at the next sunrise
-TEMP_MS = 5000  # charge-window entry/exit debounce
-DETECT_MS = 5000  # the cell count must read the same this long at rest
-T_HYST_C = 3  # resume this far inside the charge window
-T_COMP_MIN_C = -10  # temperature compensation clamp (a cold sensor reading must not push 16 V into a 12 V bank)
-T_COMP_MAX_C = 50
-T_REF_C = 25
-AT_TARGET_MV_CELL = 20  # "voltage held": within this of the set point (regulator accuracy + sense noise)
-REST_MA_PER_AH = 20  # detection only at rest: |i| below 2 % of C
-DEPTH_FULL_PERMILLE = 500  # bulk charge of >= 50 % of capacity counts as a deep discharge (full absorption time)
-TIMER_MAX_MS = (1 << 30) - (1 << 24)  # timers saturate here (~12 days): MicroPython small ints end at 2**30 - 1
-DT_MAX_MS = 1 << 24  # a longer step is clipped (so timer + dt stays a small int)
-_HOUR_MS = 3600 * 1000
+_REACH_MS = const(10000)  # bulk -> absorb: voltage held this long
+_TAIL_MS = const(60000)  # tail current held this long (with the voltage at target)
+_TAIL_AVG_MS = const(10000)  # the tail test uses the battery current averaged over ~this long: near the threshold one
+# noisy sample (a shunt amplifier's offset and noise are tens of mA) must not restart the _TAIL_MS timer
+REBULK_MS = const(60000)  # below the re-bulk threshold this long (with PV)
+_NIGHT_MS = const(2 * 3600 * 1000)  # no PV this long: new cycle at the next sunrise
+TEMP_MS = const(5000)  # charge-window entry/exit debounce
+DETECT_MS = const(5000)  # the cell count must read the same this long at rest
+T_HYST_C = const(3)  # resume this far inside the charge window
+_T_COMP_MIN_C = const(-10)  # temperature compensation clamp (a cold sensor reading must not push 16 V into a 12 V bank)
+_T_COMP_MAX_C = const(50)
+_T_REF_C = const(25)
+AT_TARGET_MV_CELL = const(20)  # "voltage held": within this of the set point (regulator accuracy + sense noise)
+_REST_MA_PER_AH = const(20)  # detection only at rest: |i| below 2 % of C
+_DEPTH_FULL_PERMILLE = const(500)  # bulk charge of >= 50 % of capacity counts as a deep discharge (full
+# absorption time)
+_TIMER_MAX_MS = const((1 << 30) - (1 << 24))  # timers saturate here (~12 days): MicroPython small ints end at 2**30 - 1
+_DT_MAX_MS = const(1 << 24)  # a longer step is clipped (so timer + dt stays a small int)
+_HOUR_MS = const(3600 * 1000)
 
 # Reasons (constant strings: the console/OLED shows them; no allocation per call).
 R_DETECT = "detecting battery voltage"
@@ -177,61 +180,17 @@ PROFILE_NAMES = CHEMISTRIES + ("custom",)
 
 def make_custom_profile(custom):
     """A profile from user values (dict) on top of a base chemistry, validated; raises ValueError with the reason.
+    See fugu/charger_custom.py (loaded only for a custom chemistry: it needs no RAM otherwise)."""
+    from fugu.charger_custom import make_custom_profile as make
 
-    Required keys: v_absorb_cell_mv, v_float_cell_mv, v_rebulk_cell_mv, tail_ma_per_ah (0 = absorption ends on
-    time only). Optional: base (one of CHEMISTRIES; default from the absorption voltage: > 3800 mV li_nmc,
-    > 3000 mV lifepo4, else lead_agm, so a lithium-like voltage always gets the lithium cold lock-out),
-    v_storage_cell_mv (default = float), and any other profile key. The base supplies everything else (temperature
-    window and compensation, cell counts, detection). Re-bulk is lowered to at least 2 * AT_TARGET_MV_CELL below
-    the storage (lowest hold) voltage, so a hold that sags within the regulator's accuracy can't re-bulk.
-    """
-    if not isinstance(custom, dict):
-        raise ValueError("custom profile: expected a dict of settings")
-    for key in ("v_absorb_cell_mv", "v_float_cell_mv", "v_rebulk_cell_mv", "tail_ma_per_ah"):
-        if key not in custom:
-            raise ValueError("custom profile: %s missing" % key)
-        if not isinstance(custom[key], int) or isinstance(custom[key], bool):
-            raise ValueError("custom profile: %s must be an integer" % key)
-    v_abs = custom["v_absorb_cell_mv"]
-    base = custom.get("base")
-    if base is None:
-        base = "li_nmc" if v_abs > 3800 else ("lifepo4" if v_abs > 3000 else "lead_agm")
-    if base not in PROFILES:
-        raise ValueError("custom profile: unknown base %r" % (base,))
-    p = dict(PROFILES[base])
-    for key in custom:
-        if key != "base":
-            if key not in p:
-                raise ValueError("custom profile: unknown key %s" % key)
-            p[key] = custom[key]
-    if "v_storage_cell_mv" not in custom:
-        p["v_storage_cell_mv"] = p["v_float_cell_mv"]
-    gap_max = p["v_storage_cell_mv"] - 2 * AT_TARGET_MV_CELL
-    if p["v_rebulk_cell_mv"] > gap_max:
-        p["v_rebulk_cell_mv"] = gap_max
-    p["name"] = "Custom"
-    if base not in ("lead_flooded",) and "v_equalize_cell_mv" not in custom:
-        p["v_equalize_cell_mv"] = 0
-    check_profile(p)
-    return p
+    return make(custom)
 
 
 def check_profile(p):
-    """Order of the voltages (hysteresis) and sane ranges; raises ValueError."""
-    if not 1000 <= p["v_absorb_cell_mv"] <= 4500:
-        raise ValueError("absorption voltage %d mV/cell out of 1000..4500" % p["v_absorb_cell_mv"])
-    if not p["v_absorb_cell_mv"] >= p["v_float_cell_mv"] >= p["v_storage_cell_mv"] > p["v_rebulk_cell_mv"] > 0:
-        raise ValueError("need absorption >= float >= storage > re-bulk (mV/cell)")
-    if p["v_storage_cell_mv"] - p["v_rebulk_cell_mv"] < 2 * AT_TARGET_MV_CELL:
-        raise ValueError("re-bulk must be at least %d mV/cell below storage" % (2 * AT_TARGET_MV_CELL))
-    if p["v_equalize_cell_mv"] and p["v_equalize_cell_mv"] <= p["v_absorb_cell_mv"]:
-        raise ValueError("equalize voltage must be above absorption")
-    if not 0 <= p["tail_ma_per_ah"] <= 500:
-        raise ValueError("tail current %d mA/Ah out of 0..500" % p["tail_ma_per_ah"])
-    if not 0 < p["absorb_min_ms"] <= p["absorb_max_ms"] <= 24 * _HOUR_MS:
-        raise ValueError("need 0 < absorption min <= max <= 24 h")
-    if p["t_charge_min_c"] + 2 * T_HYST_C >= p["t_charge_max_c"]:
-        raise ValueError("charge temperature window too narrow")
+    """Order of the voltages (hysteresis) and sane ranges; raises ValueError (fugu/charger_custom.py)."""
+    from fugu.charger_custom import check_profile as check
+
+    check(p)
 
 
 def detection_window_mv(chem_or_profile, cells):
@@ -285,7 +244,7 @@ class Charger:
         self._detect_n = 0
         self._t_reach = 0
         self._t_tail = 0
-        self._i_avg_ma = 0  # battery current averaged over ~TAIL_AVG_MS while the absorption voltage is held
+        self._i_avg_ma = 0  # battery current averaged over ~_TAIL_AVG_MS while the absorption voltage is held
         self._t_rebulk = 0
         self._t_temp = 0
         self._block = None  # None, or the reason string of a temperature lock-out
@@ -346,7 +305,7 @@ class Charger:
             self._started = False
             self._t_detect = 0
         self._tail_ma = p["tail_ma_per_ah"] * self.capacity_ah
-        self._rest_ma = REST_MA_PER_AH * self.capacity_ah
+        self._rest_ma = _REST_MA_PER_AH * self.capacity_ah
         self._eq_ma = p["equalize_ma_per_ah"] * self.capacity_ah
         en = bool(equalize) and p["v_equalize_cell_mv"] > 0 and p["equalize_max_ms"] > 0
         if not en:
@@ -355,7 +314,7 @@ class Charger:
                 self._stage = STAGE_FLOAT
         self.equalize_enabled = en
         self._t_comp_c = None  # recompute the set points on the next update
-        self._set_points(T_REF_C)
+        self._set_points(_T_REF_C)
 
     def request_equalize(self):
         """Equalize after the next absorption (a user's command); False if the profile/settings don't allow it."""
@@ -366,16 +325,16 @@ class Charger:
     # ---------------------------------------------------------------- set points
     def _set_points(self, t_c):
         """Temperature-compensated set points for the whole battery (only when the rounded temperature changes)."""
-        if t_c < T_COMP_MIN_C:
-            t_c = T_COMP_MIN_C
-        elif t_c > T_COMP_MAX_C:
-            t_c = T_COMP_MAX_C
+        if t_c < _T_COMP_MIN_C:
+            t_c = _T_COMP_MIN_C
+        elif t_c > _T_COMP_MAX_C:
+            t_c = _T_COMP_MAX_C
         if t_c == self._t_comp_c:
             return
         self._t_comp_c = t_c
         p = self.profile
         n = self.cells
-        comp = self._tc_uv * (t_c - T_REF_C) // 1000  # mV per cell
+        comp = self._tc_uv * (t_c - _T_REF_C) // 1000  # mV per cell
         self.temp_comp_mv = n * comp
         self._v_abs = n * (p["v_absorb_cell_mv"] + comp)
         self._v_float = n * (p["v_float_cell_mv"] + comp)
@@ -400,7 +359,7 @@ class Charger:
         full = p["v_full_rest_cell_mv"]
         deep = p["v_deep_rest_cell_mv"]
         d_v = (full - v_start_mv // n) * 1000 // (full - deep)
-        cap_half = self.capacity_ah * DEPTH_FULL_PERMILLE  # mAh at "deep" (capacity_ah * 1000 * 0.5)
+        cap_half = self.capacity_ah * _DEPTH_FULL_PERMILLE  # mAh at "deep" (capacity_ah * 1000 * 0.5)
         d_q = bulk_charge_mah * 1000 // cap_half if cap_half > 0 else 0
         d = d_v if d_v > d_q else d_q
         if d < 0:
@@ -453,8 +412,8 @@ class Charger:
         """Advance by dt_ms with the latest measurements; sets stage, v_target_mv, i_limit_ma, reason, cells."""
         if dt_ms < 0:
             dt_ms = 0
-        elif dt_ms > DT_MAX_MS:
-            dt_ms = DT_MAX_MS
+        elif dt_ms > _DT_MAX_MS:
+            dt_ms = _DT_MAX_MS
         if self.cells == 0 and not self._detect(dt_ms, v_bat_mv, i_bat_ma):
             self.stage = STAGE_OFF
             self.v_target_mv = 0
@@ -471,7 +430,7 @@ class Charger:
 
         if not pv_ok:
             # Night or no PV: progress is kept, timers pause; the battery resting full still counts as rested.
-            if self._dark_ms < TIMER_MAX_MS:
+            if self._dark_ms < _TIMER_MAX_MS:
                 self._dark_ms += dt_ms
             if self._stage == STAGE_FLOAT or self._stage == STAGE_STORAGE:
                 self._rest(dt_ms)
@@ -481,7 +440,7 @@ class Charger:
                 self.reason = R_NO_PV
             return
 
-        if not self._started or self._dark_ms >= NIGHT_MS:
+        if not self._started or self._dark_ms >= _NIGHT_MS:
             self._sunrise(v_bat_mv)
         self._dark_ms = 0
         if self._block is not None:
@@ -498,7 +457,7 @@ class Charger:
                     self._q_acc %= 3600000
             if v_bat_mv >= self._v_abs - self._margin:
                 self._t_reach += dt_ms
-                if self._t_reach >= REACH_MS:
+                if self._t_reach >= _REACH_MS:
                     self._t_reach = 0
                     self._stage = STAGE_ABSORB
                     self.absorb_ms = 0
@@ -510,16 +469,16 @@ class Charger:
         elif st == STAGE_ABSORB:
             if v_bat_mv >= self._v_abs - self._margin:
                 held = True
-                if self.absorb_ms < TIMER_MAX_MS:
+                if self.absorb_ms < _TIMER_MAX_MS:
                     self.absorb_ms += dt_ms
-                self._i_avg_ma += (i_bat_ma - self._i_avg_ma) * dt_ms // (dt_ms + TAIL_AVG_MS)
+                self._i_avg_ma += (i_bat_ma - self._i_avg_ma) * dt_ms // (dt_ms + _TAIL_AVG_MS)
                 if self._tail_ma and self._i_avg_ma <= self._tail_ma:
                     self._t_tail += dt_ms
                 else:
                     self._t_tail = 0
             else:
                 self._t_tail = 0
-            if self._t_tail >= TAIL_MS:
+            if self._t_tail >= _TAIL_MS:
                 self._end_absorb(R_FLOAT_TAIL)
             elif self.absorb_ms >= self.absorb_limit_ms:
                 self._end_absorb(R_FLOAT_TIME)
@@ -536,7 +495,7 @@ class Charger:
                 self._enter_hold(R_STORAGE)
         elif st == STAGE_STORAGE:
             self._rest(dt_ms)
-            if self._storage_ms < TIMER_MAX_MS:
+            if self._storage_ms < _TIMER_MAX_MS:
                 self._storage_ms += dt_ms
             refresh = self.profile["refresh_ms"]
             if refresh and self._storage_ms >= refresh:
@@ -557,7 +516,7 @@ class Charger:
         self._outputs()
 
     def _rest(self, dt_ms):
-        if self._rested_ms < TIMER_MAX_MS:
+        if self._rested_ms < _TIMER_MAX_MS:
             self._rested_ms += dt_ms
 
     def _sunrise(self, v_bat_mv):
@@ -610,14 +569,14 @@ class Charger:
         if n and self._t_detect >= DETECT_MS:
             self.cells = n
             self._t_comp_c = None
-            self._set_points(T_REF_C)
+            self._set_points(_T_REF_C)
             return True
         return False
 
     def _temperature(self, dt_ms, t_bat_c):
         """Compensated set points and the debounced charge window (lock-out with hysteresis)."""
         if t_bat_c is None:
-            self._set_points(T_REF_C)
+            self._set_points(_T_REF_C)
             want = None
         else:
             cur = self._t_comp_c

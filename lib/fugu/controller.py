@@ -6,11 +6,13 @@ changes through the validated settings API; they never touch the gate. The exten
 control step (lib/fugu/extensions.py), so the loop keeps its period.
 
 Settings changed at run time (BLE, Modbus, web) apply within a second; they are written to flash once they have
-been stable for SAVE_AFTER_MS, while no stage switches, or else after a brief stop of the converter (a flash write
+been stable for _SAVE_AFTER_MS, while no stage switches, or else after a brief stop of the converter (a flash write
 blocks for tens of ms and must not leave a running converter unwatched).
 """
 
 import time
+
+from micropython import const
 
 from fugu import charger as C
 from fugu.sensors import SensorError, ticks_diff
@@ -22,13 +24,13 @@ try:
 except ImportError:
     from fugu.sensors import ticks_ms
 
-SLOW_MS = 1000
-IDLE_PERIOD_MS = 100  # nothing switching: sample at 10 Hz (and let the CPU rest)
-IDLE_EXT_MARGIN_MS = 40  # ... extension calls while idle start only this long before the period ends
-OVERRUN_MS = 100  # a control step longer than this is reported (the hardware watchdog catches real hangs)
-HISTORY_SAVE_MS = 3600000  # energy history to flash once an hour and at every day roll-over
-SAVE_AFTER_MS = 5000  # a settings change is saved once no further change came for this long
-SAVE_FORCE_MS = 60000  # ... and at the latest this long after it, stopping the converter briefly if it runs
+_SLOW_MS = const(1000)
+_IDLE_PERIOD_MS = const(100)  # nothing switching: sample at 10 Hz (and let the CPU rest)
+_IDLE_EXT_MARGIN_MS = const(40)  # ... extension calls while idle start only this long before the period ends
+_OVERRUN_MS = const(100)  # a control step longer than this is reported (the hardware watchdog catches real hangs)
+HISTORY_SAVE_MS = const(3600000)  # energy history to flash once an hour and at every day roll-over
+_SAVE_AFTER_MS = const(5000)  # a settings change is saved once no further change came for this long
+_SAVE_FORCE_MS = const(60000)  # ... and at the latest this long after it, stopping the converter briefly if it runs
 
 
 class Controller:
@@ -57,6 +59,7 @@ class Controller:
         self._shared = len(self.stages) > 1  # several stages share the battery's current and the power budget
         self._i_total_ma = 0
         self._p_total_mw = 0
+        self._p_max_mw = 0  # the power setting, mW (apply_settings)
         self.boost = getattr(hw, "mode", "buck") == "boost"  # boost stages: no charge limits, a discharge floor
         self._t_changed = self._t_last
         self._t_dirty = -1
@@ -71,34 +74,22 @@ class Controller:
 
     # -- settings ------------------------------------------------------------------------------------------------
     def apply_settings(self):
-        s = self.settings
-        self._gen = s.generation
-        custom = {"v_absorb_cell_mv": s.get("custom_v_absorb_cell_mv"),
-                  "v_float_cell_mv": s.get("custom_v_float_cell_mv"),
-                  "v_rebulk_cell_mv": s.get("custom_v_rebulk_cell_mv"),
-                  "tail_ma_per_ah": s.get("custom_tail_ma_per_ah")}
-        i_max = min(s.get("i_charge_max_ma"), self.hw.ratings["i_out_max_ma"])
-        self.charger.configure(chem=s.get("battery_chem"), cells=s.get("battery_cells"),
-                               capacity_ah=s.get("battery_capacity_ah"), i_max_ma=i_max, custom=custom,
-                               equalize=s.get("equalize_enable"),
-                               temp_comp_uv_per_c_cell=s.get("temp_comp_uv_per_c_cell"))
-        self.thermal.configure(s.get("t_derate_start_c"), s.get("t_shutdown_c"), s.get("fan_on_c"),
-                               s.get("silent_mode"))
-        v_in_max = min(s.get("v_in_max_mv"), self.hw.ratings["v_in_max_mv"])
-        for st in self.stages:
-            st.v_in_max_mv = v_in_max
-            st.prot.v_in_max_mv = v_in_max
-            st.scan_interval_ms = s.get("scan_interval_s") * 1000
-            if self.boost:
-                st.configure(s.get("boost_v_target_mv"), s.get("boost_i_max_ma"))
-        self._p_max_mw = s.get("p_max_w") * 1000
+        """Derive the parts' limits from the settings (at boot and after a change). The code is in
+        fugu/controller_settings.py, dropped again afterwards: a running controller needs it only then (RAM)."""
+        from fugu import forget
+        from fugu.controller_settings import apply
+
+        try:
+            apply(self)
+        finally:
+            forget("fugu.controller_settings")
 
     # -- the loop --------------------------------------------------------------------------------------------
     def step(self):
         now = ticks_ms()
         dt = ticks_diff(now, self._t_last)
         self._t_last = now
-        if dt > OVERRUN_MS and self.steps:
+        if dt > _OVERRUN_MS and self.steps:
             self.overruns += 1
         allowed = self.thermal.derate_pct > 0
         any_on = False
@@ -132,7 +123,7 @@ class Controller:
         self.energy.add(p_pv, p_bat, dt)
         self._slow_dt += dt
         self.steps += 1
-        if ticks_diff(now, self._t_slow) >= SLOW_MS:
+        if ticks_diff(now, self._t_slow) >= _SLOW_MS:
             self._t_slow = now
             self._slow(now, self._slow_dt)
             self._slow_dt = 0
@@ -143,11 +134,11 @@ class Controller:
             # use the period (one call at a time, while time is left), the rest is sleep
             if ext is not None:
                 t = ticks_ms()
-                while ticks_diff(t, now) < IDLE_PERIOD_MS - IDLE_EXT_MARGIN_MS and ext.service(t):
+                while ticks_diff(t, now) < _IDLE_PERIOD_MS - _IDLE_EXT_MARGIN_MS and ext.service(t):
                     t = ticks_ms()
             spent = ticks_diff(ticks_ms(), now)
-            if spent < IDLE_PERIOD_MS:
-                time.sleep((IDLE_PERIOD_MS - spent) / 1000)
+            if spent < _IDLE_PERIOD_MS:
+                time.sleep((_IDLE_PERIOD_MS - spent) / 1000)
         elif ext is not None:
             ext.service(now)  # switching: one extension call per control step
         return any_on
@@ -256,14 +247,14 @@ class Controller:
             return
         if self._t_dirty < 0:
             self._t_dirty = now
-        quiet = ticks_diff(now, self._t_changed) >= SAVE_AFTER_MS
+        quiet = ticks_diff(now, self._t_changed) >= _SAVE_AFTER_MS
         if not quiet:
             return
         running = False
         for st in self.stages:
             if st.state == RUN or st.state == START:
                 running = True
-        if running and ticks_diff(now, self._t_dirty) < SAVE_FORCE_MS:
+        if running and ticks_diff(now, self._t_dirty) < _SAVE_FORCE_MS:
             return
         if running:
             for st in self.stages:

@@ -12,17 +12,20 @@ trapezoid rule. PV energy is counted net (a little reverse current or sensor noi
 biasing the total); battery energy is counted in and out separately.
 """
 
-UJ_PER_MJ = 1000  # mW*ms per W*ms
-MJ_PER_MWH = 3600  # W*ms (mJ) per mWh
-MWH_PER_WH = 1000
-P_LIMIT_MW = 10000000  # 10 kW: |p| above this is clamped (and counted in .clamped): a sensor fault, not power
-DT_MAX_MS = 60000  # a longer step is a gap in measurement, not a minute of known power: clamped, counted in .clamped
+from micropython import const
+
+UJ_PER_MJ = const(1000)  # mW*ms per W*ms
+MJ_PER_MWH = const(3600)  # W*ms (mJ) per mWh
+_MWH_PER_WH = const(1000)
+P_LIMIT_MW = const(10000000)  # 10 kW: |p| above this is clamped (and counted in .clamped): a sensor fault, not power
+DT_MAX_MS = const(60000)  # a longer step is a gap in measurement, not a minute of known power: clamped, counted
+# in .clamped
 
 # channel offsets into the state list; each channel has 4 fields: uJ (0..999), mJ (0..3599), mWh (0..999), Wh
-CH_PV = 0
-CH_BAT_IN = 4
-CH_BAT_OUT = 8
-_N_FIELDS = 12
+CH_PV = const(0)
+CH_BAT_IN = const(4)
+CH_BAT_OUT = const(8)
+_N_FIELDS = const(12)
 
 
 class EnergyMeter:
@@ -49,8 +52,8 @@ class EnergyMeter:
         s[ch + 1] = mj - c * MJ_PER_MWH
         if c:
             mwh = s[ch + 2] + c
-            c = mwh // MWH_PER_WH
-            s[ch + 2] = mwh - c * MWH_PER_WH
+            c = mwh // _MWH_PER_WH
+            s[ch + 2] = mwh - c * _MWH_PER_WH
             if c:
                 s[ch + 3] += c
 
@@ -78,11 +81,11 @@ class EnergyMeter:
     # -- read-outs (allocate: not for the hot path) -----------------------------------------------------------
     def _mwh(self, ch):
         s = self._s
-        return s[ch + 3] * MWH_PER_WH + s[ch + 2]
+        return s[ch + 3] * _MWH_PER_WH + s[ch + 2]
 
     def _wh(self, ch):
         s = self._s
-        return s[ch + 3] + (s[ch + 2] + (s[ch + 1] + s[ch] / UJ_PER_MJ) / MJ_PER_MWH) / MWH_PER_WH
+        return s[ch + 3] + (s[ch + 2] + (s[ch + 1] + s[ch] / UJ_PER_MJ) / MJ_PER_MWH) / _MWH_PER_WH
 
     @property
     def pv_mwh(self):
@@ -114,7 +117,7 @@ class EnergyMeter:
     def exact_uj(self, ch):
         """The exact total of channel `ch` in uJ (mW*ms): for tests and for merging meters."""
         s = self._s
-        return ((s[ch + 3] * MWH_PER_WH + s[ch + 2]) * MJ_PER_MWH + s[ch + 1]) * UJ_PER_MJ + s[ch]
+        return ((s[ch + 3] * _MWH_PER_WH + s[ch + 2]) * MJ_PER_MWH + s[ch + 1]) * UJ_PER_MJ + s[ch]
 
     def state(self):
         """The exact state as a tuple of ints (to persist): 3 channels x (uJ, mJ, mWh, Wh)."""
@@ -125,7 +128,7 @@ class EnergyMeter:
         if len(state) != _N_FIELDS:
             raise ValueError("energy state needs %d values" % _N_FIELDS)
         for ch in (CH_PV, CH_BAT_IN, CH_BAT_OUT):
-            total_uj = (((state[ch + 3] * MWH_PER_WH + state[ch + 2]) * MJ_PER_MWH + state[ch + 1]) * UJ_PER_MJ
+            total_uj = (((state[ch + 3] * _MWH_PER_WH + state[ch + 2]) * MJ_PER_MWH + state[ch + 1]) * UJ_PER_MJ
                         + state[ch])
             self._set_uj(ch, total_uj)
 
@@ -133,13 +136,13 @@ class EnergyMeter:
         s = self._s
         mj, s[ch] = divmod(total_uj, UJ_PER_MJ)
         mwh, s[ch + 1] = divmod(mj, MJ_PER_MWH)
-        s[ch + 3], s[ch + 2] = divmod(mwh, MWH_PER_WH)
+        s[ch + 3], s[ch + 2] = divmod(mwh, _MWH_PER_WH)
 
     def take_mwh(self, ch):
         """Remove and return the whole mWh of channel `ch`, keeping the sub-mWh remainder (closing a day: the
         next day starts with the remainder, so nothing is lost between days)."""
         s = self._s
-        whole = s[ch + 3] * MWH_PER_WH + s[ch + 2]
+        whole = s[ch + 3] * _MWH_PER_WH + s[ch + 2]
         s[ch + 3] = 0
         s[ch + 2] = 0
         return whole

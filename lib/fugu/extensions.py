@@ -3,9 +3,9 @@
 An extension is a module ``extensions/<name>.py`` (or a package) that defines ``EXTENSION``, a subclass of
 :class:`Extension`. At boot the host imports the extensions this firmware ships (KNOWN, in that order) and then any
 other module dropped into ``extensions/`` (a user's own; modules without ``EXTENSION`` are support code and are
-skipped), leaves out those disabled in the settings (``extensions_disabled``), asks each whether its hardware is
-plugged (``probe()``: an I2C address plus an identity check, or an SPI chip-select plus an identity command), and
-starts the ones that answer. What was found is printed.
+skipped; ours, SUPPORT, are not even imported), leaves out those disabled in the settings
+(``extensions_disabled``), asks each whether its hardware is plugged (``probe()``: an I2C address plus an identity
+check, or an SPI chip-select plus an identity command), and starts the ones that answer. What was found is printed.
 
 Isolation: the host makes at most ONE extension call per control step (observe a new snapshot, or the periodic work
 that is due), measures it, and stops an extension that raises or overruns its time budget (reported on the console
@@ -17,6 +17,8 @@ given the gate driver or the stages.
 import os
 import sys
 
+from micropython import const
+
 from fugu.sensors import ticks_diff
 
 try:
@@ -26,10 +28,14 @@ except ImportError:
 
 # the extensions this firmware knows, in start order (display first: it shows what the others report)
 KNOWN = ("oled", "sd_log", "can", "rs485", "ble_setup")
-START_BUDGET_MS = 3000  # start() may mount a card or reset a chip: runs before the converter is allowed to start
-MAX_STRIKES = 3  # calls over budget, with fewer than FORGIVE_CALLS good calls between them, stop an extension
-FORGIVE_CALLS = 20
-HARD_FACTOR = 5  # one call over HARD_FACTOR x budget stops it at once
+# support modules of those (no EXTENSION): discovery does not import them just to find that out, because the names
+# a module brings (qstrs) stay interned in RAM after it is unloaded (~3.5 KB of heap for these three)
+SUPPORT = ("canmap", "csvlog", "oled_pages")
+_START_BUDGET_MS = const(3000)  # start() may mount a card or reset a chip: runs before the converter may start
+_MAX_STRIKES = const(3)  # calls over budget, with fewer than _FORGIVE_CALLS good calls between them, stop
+# an extension
+_FORGIVE_CALLS = const(20)
+_HARD_FACTOR = const(5)  # one call over _HARD_FACTOR x budget stops it at once
 
 
 def drop_ins():
@@ -78,7 +84,7 @@ class Extension:
 
     name = "extension"
     period_ms = 1000  # how often tick() is due
-    budget_ms = 20  # longest acceptable call (ms); see MAX_STRIKES / HARD_FACTOR
+    budget_ms = 20  # longest acceptable call (ms); see _MAX_STRIKES / _HARD_FACTOR
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -203,7 +209,7 @@ class ExtensionHost:
         """Import, probe and start every extension in ``names`` (default: KNOWN, then drop-ins) not disabled in the
         settings; print what was found. Returns the names started."""
         if names is None:
-            names = list(KNOWN) + [n for n in drop_ins() if n not in KNOWN]
+            names = list(KNOWN) + [n for n in drop_ins() if n not in KNOWN and n not in SUPPORT]
         disabled = self._disabled()
         found = []
         for name in names:
@@ -270,8 +276,8 @@ class ExtensionHost:
             self.log("ext %s: start failed (%s: %s), not started" % (ext.name, type(e).__name__, e))
             return False
         dt = ticks_diff(ticks_ms(), t0)
-        if dt > START_BUDGET_MS:
-            self.log("ext %s: start took %d ms (budget %d ms)" % (ext.name, dt, START_BUDGET_MS))
+        if dt > _START_BUDGET_MS:
+            self.log("ext %s: start took %d ms (budget %d ms)" % (ext.name, dt, _START_BUDGET_MS))
         try:
             info = ext.status()
         except Exception:
@@ -319,11 +325,11 @@ class ExtensionHost:
         if dt > ext.budget_ms:
             self._strikes[k] += 1
             self._good[k] = 0
-            if dt > ext.budget_ms * HARD_FACTOR or self._strikes[k] >= MAX_STRIKES:
+            if dt > ext.budget_ms * _HARD_FACTOR or self._strikes[k] >= _MAX_STRIKES:
                 self._fail(k, "overran its time budget (%d ms > %d ms)" % (dt, ext.budget_ms))
         elif self._strikes[k]:
             self._good[k] += 1
-            if self._good[k] >= FORGIVE_CALLS:
+            if self._good[k] >= _FORGIVE_CALLS:
                 self._strikes[k] = 0
 
     def _fail(self, k, why):

@@ -13,6 +13,8 @@ Duties are integers in PWM counts of the hardware resolution (FUGU: 39 kHz on th
 
 import math
 
+from micropython import const
+
 # IR2104 and typical high-side MOSFET figures used when the board config does not give them
 V_F_BOOT_V = 0.7  # bootstrap diode
 Q_G_HS_C = 80e-9  # high-side gate charge per turn-on
@@ -20,13 +22,13 @@ I_QBS_A = 50e-6  # IR2104 high-side quiescent current
 V_HS_FULL_V = 7.0  # gate drive for a fully enhanced high-side MOSFET
 V_HS_MARGIN_V = 1.5  # keep the steady-state bootstrap voltage this far above it
 T_IN_MIN_S = 100e-9  # IR2104 ignores shorter input pulses
-LEDC_CLOCK_HZ = 80000000
+_LEDC_CLOCK_HZ = const(80000000)
 
 
 def ledc_bits(f_hz):
     """Duty resolution the ESP32 LEDC gives at f_hz (80 MHz APB clock, up to 14 bits)."""
     b = 0
-    while b < 14 and (LEDC_CLOCK_HZ / f_hz) >= (1 << (b + 1)):
+    while b < 14 and (_LEDC_CLOCK_HZ / f_hz) >= (1 << (b + 1)):
         b += 1
     return b
 

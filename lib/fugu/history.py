@@ -21,19 +21,21 @@ never inside the control step.
 
 import struct
 
+from micropython import const
+
 from fugu.energy import CH_BAT_IN, CH_BAT_OUT, CH_PV, EnergyMeter
 from fugu.nvstore import SlotStore
 
-HISTORY_BASE = 2112
-HISTORY_SLOT_SIZE = 1024
+HISTORY_BASE = const(2112)
+HISTORY_SLOT_SIZE = const(1024)
 HISTORY_MAGIC = b"FH"
-HISTORY_FORMAT_VERSION = 1
+HISTORY_FORMAT_VERSION = const(1)
 
-STAGE_COUNT = 6  # lib/fugu/charger.py STAGE_OFF..STAGE_EQUALIZE
-MAX_DAYS = 30  # today + 29 closed days
-DARK_ROLLOVER_S = 7200
-V_NONE_MIN = 0xFFFF  # v_min before any reading
-PEAK_UNIT_MW = 100  # closed days store the peak in 0.1 W (uint16: up to 6553.5 W)
+_STAGE_COUNT = const(6)  # lib/fugu/charger.py STAGE_OFF..STAGE_EQUALIZE
+MAX_DAYS = const(30)  # today + 29 closed days
+_DARK_ROLLOVER_S = const(7200)
+_V_NONE_MIN = const(0xFFFF)  # v_min before any reading
+_PEAK_UNIT_MW = const(100)  # closed days store the peak in 0.1 W (uint16: up to 6553.5 W)
 
 # header: closed days, stage count, flags (bit 0: today has seen PV), today's day number, dark time (ms)
 _HEAD = ">BBBII"
@@ -43,13 +45,12 @@ _LIFE = ">iHIHIH"
 _TODAY = ">HHHiHHHiHHHiI6I6HHH"
 # a closed day: PV mWh (signed), battery in mWh, out mWh, peak (100 mW), stage minutes x6, v_min, v_max
 _DAY = ">iIIH6HHH"
-_HEAD_SIZE = struct.calcsize(_HEAD)
-_LIFE_SIZE = struct.calcsize(_LIFE)
-_TODAY_SIZE = struct.calcsize(_TODAY)
-_DAY_SIZE = struct.calcsize(_DAY)
-# what a malformed record raises: ValueError on MicroPython, struct.error on CPython
-_DECODE_ERRORS = (ValueError, getattr(struct, "error", ValueError))
-PAYLOAD_MAX = _HEAD_SIZE + _LIFE_SIZE + _TODAY_SIZE + (MAX_DAYS - 1) * _DAY_SIZE
+# struct.calcsize() of each (tests/core/test_history.py checks them), as constants: no names kept in RAM
+_HEAD_SIZE = const(11)
+_LIFE_SIZE = const(18)
+_TODAY_SIZE = const(74)
+_DAY_SIZE = const(30)
+PAYLOAD_MAX = const(_HEAD_SIZE + _LIFE_SIZE + _TODAY_SIZE + (MAX_DAYS - 1) * _DAY_SIZE)
 
 
 def _u16(v):
@@ -68,12 +69,12 @@ class History:
     """Today, the closed days (newest first) and lifetime totals; loads from nvm at construction and says what
     it found via `log`."""
 
-    def __init__(self, nvm, log=print, dark_rollover_s=DARK_ROLLOVER_S):
+    def __init__(self, nvm, log=print, dark_rollover_s=_DARK_ROLLOVER_S):
         self.log = log
         self.dark_rollover_ms = int(dark_rollover_s) * 1000
         self.energy = EnergyMeter()  # today's
-        self._stage_s = [0] * STAGE_COUNT
-        self._stage_ms = [0] * STAGE_COUNT
+        self._stage_s = [0] * _STAGE_COUNT
+        self._stage_ms = [0] * _STAGE_COUNT
         self._closed = []  # closed days as stored tuples (see _DAY), newest first
         self._store = None if nvm is None else SlotStore(nvm, HISTORY_BASE, HISTORY_SLOT_SIZE, HISTORY_MAGIC,
                                                            HISTORY_FORMAT_VERSION)
@@ -93,11 +94,11 @@ class History:
         self.dirty = False
 
     def _new_day_fields(self):
-        for i in range(STAGE_COUNT):
+        for i in range(_STAGE_COUNT):
             self._stage_s[i] = 0
             self._stage_ms[i] = 0
         self._peak_pv_mw = 0
-        self._v_min_mv = V_NONE_MIN
+        self._v_min_mv = _V_NONE_MIN
         self._v_max_mv = 0
         self._sun_seen = False
 
@@ -124,7 +125,7 @@ class History:
                 self._v_min_mv = v_bat_mv
             if v_bat_mv > self._v_max_mv:
                 self._v_max_mv = v_bat_mv
-        if not 0 <= stage < STAGE_COUNT:
+        if not 0 <= stage < _STAGE_COUNT:
             stage = 0
         ms = self._stage_ms[stage] + dt_ms
         if ms >= 1000:
@@ -143,8 +144,8 @@ class History:
         self._life_pv_mwh += pv
         self._life_bat_in_mwh += bat_in
         self._life_bat_out_mwh += bat_out
-        minutes = [_u16((self._stage_s[i] + 30) // 60) for i in range(STAGE_COUNT)]
-        rec = (_i32(pv), _u32(bat_in), _u32(bat_out), _u16((self._peak_pv_mw + PEAK_UNIT_MW // 2) // PEAK_UNIT_MW),
+        minutes = [_u16((self._stage_s[i] + 30) // 60) for i in range(_STAGE_COUNT)]
+        rec = (_i32(pv), _u32(bat_in), _u32(bat_out), _u16((self._peak_pv_mw + _PEAK_UNIT_MW // 2) // _PEAK_UNIT_MW),
                tuple(minutes), _u16(self._v_min_mv), _u16(self._v_max_mv))
         self._closed.insert(0, rec)
         if len(self._closed) > MAX_DAYS - 1:
@@ -164,7 +165,7 @@ class History:
             "bat_out_mwh": e.bat_out_mwh,
             "peak_pv_mw": self._peak_pv_mw,
             "stage_s": tuple(self._stage_s),
-            "v_min_mv": None if self._v_min_mv == V_NONE_MIN else self._v_min_mv,
+            "v_min_mv": None if self._v_min_mv == _V_NONE_MIN else self._v_min_mv,
             "v_max_mv": None if self._v_max_mv == 0 else self._v_max_mv,
         }
 
@@ -181,9 +182,9 @@ class History:
                 "pv_mwh": pv,
                 "bat_in_mwh": bat_in,
                 "bat_out_mwh": bat_out,
-                "peak_pv_mw": peak * PEAK_UNIT_MW,
+                "peak_pv_mw": peak * _PEAK_UNIT_MW,
                 "stage_s": tuple([m * 60 for m in minutes]),
-                "v_min_mv": None if v_min == V_NONE_MIN else v_min,
+                "v_min_mv": None if v_min == _V_NONE_MIN else v_min,
                 "v_max_mv": None if v_max == 0 else v_max,
             })
         return out
@@ -209,7 +210,7 @@ class History:
         """The stored bytes of the whole history."""
         n = len(self._closed)
         buf = bytearray(_HEAD_SIZE + _LIFE_SIZE + _TODAY_SIZE + n * _DAY_SIZE)
-        struct.pack_into(_HEAD, buf, 0, n, STAGE_COUNT, 1 if self._sun_seen else 0, _u32(self.day_number),
+        struct.pack_into(_HEAD, buf, 0, n, _STAGE_COUNT, 1 if self._sun_seen else 0, _u32(self.day_number),
                          _u32(self._dark_ms))
         pos = _HEAD_SIZE
         pv_wh, pv_rest = divmod(self._life_pv_mwh, 1000)
@@ -234,66 +235,20 @@ class History:
         return bytes(buf)
 
     def decode(self, payload):
-        """Load a stored history (raises ValueError when it is not one)."""
-        if len(payload) < _HEAD_SIZE + _LIFE_SIZE + _TODAY_SIZE:
-            raise ValueError("too short")
-        n, n_stages, flags, day_number, dark_ms = struct.unpack_from(_HEAD, payload, 0)
-        if n_stages != STAGE_COUNT or n > MAX_DAYS - 1:
-            raise ValueError("unexpected layout (%d stages, %d days)" % (n_stages, n))
-        if len(payload) != _HEAD_SIZE + _LIFE_SIZE + _TODAY_SIZE + n * _DAY_SIZE:
-            raise ValueError("length %d does not match %d days" % (len(payload), n))
-        pos = _HEAD_SIZE
-        life = struct.unpack_from(_LIFE, payload, pos)
-        pos += _LIFE_SIZE
-        today = struct.unpack_from(_TODAY, payload, pos)
-        pos += _TODAY_SIZE
-        closed = []
-        for _ in range(n):
-            d = struct.unpack_from(_DAY, payload, pos)
-            closed.append((d[0], d[1], d[2], d[3], tuple(d[4:10]), d[10], d[11]))
-            pos += _DAY_SIZE
-        self.energy.restore(today[0:12])
-        self._peak_pv_mw = today[12]
-        for i in range(STAGE_COUNT):
-            self._stage_s[i] = today[13 + i]
-            self._stage_ms[i] = today[19 + i] % 1000
-        self._v_min_mv = today[25]
-        self._v_max_mv = today[26]
-        self._sun_seen = bool(flags & 1)
-        self.day_number = day_number
-        self._dark_ms = dark_ms
-        self._life_pv_mwh = life[0] * 1000 + life[1]
-        self._life_bat_in_mwh = life[2] * 1000 + life[3]
-        self._life_bat_out_mwh = life[4] * 1000 + life[5]
-        self._closed = closed
+        """Load a stored history (raises ValueError when it is not one). The code is in fugu/history_load.py."""
+        from fugu.history_load import decode
+
+        decode(self, payload)
 
     def _load(self):
-        if self._store is None:
-            self.source = "empty (no nvm)"
-            self.log("history: no nvm on this port, not kept")
-            return
-        payload, info = self._store.read()
-        if payload is None:
-            self.source = "empty (%s)" % info
-            self.log("history: none stored (%s), starting empty" % info)
-            return
-        if self._store.read_version != HISTORY_FORMAT_VERSION:
-            self.source = "empty (stored format v%d)" % self._store.read_version
-            self.log("history: stored format v%d is not v%d, starting empty" % (self._store.read_version,
-                                                                             HISTORY_FORMAT_VERSION))
-            return
+        """The stored history at boot (fugu/history_load.py, dropped again afterwards: boot-time code)."""
+        from fugu import forget
+        from fugu.history_load import load
+
         try:
-            self.decode(payload)
-        except _DECODE_ERRORS as e:
-            self._clear()
-            self.source = "empty (stored record unreadable: %s)" % e
-            self.log("history: stored record unreadable (%s), starting empty" % e)
-            return
-        self.dirty = False
-        self.source = "nvm (%s)" % info
-        self.log("history: loaded day %d and %d earlier days, lifetime PV %d Wh, battery in %d Wh (%s)" % (
-            self.day_number, len(self._closed), self.lifetime_pv_mwh // 1000, self.lifetime_bat_in_mwh // 1000,
-            info))
+            load(self)
+        finally:
+            forget("fugu.history_load")
 
     def save(self):
         """Persist (two slots: a cut write keeps the previous copy). Blocking flash write: not from the control

@@ -3,15 +3,21 @@ power stage, the NTC, the fan and the watchdog. The CircuitPython modules are pa
 so nothing deep inside the core imports `board`.
 """
 
-from fugu import boardcfg
 from fugu.gate import GateDriver
 from fugu.protection import StageProtection
-from fugu.sensors import ADS1015Backend, ADS1115Backend, AnalogBackend, TLA2024Backend
+from fugu.sensors import ADS1015Backend, ADS1115Backend
 from fugu.stage import Stage
 
 WATCHDOG_TIMEOUT_S = 2.0
 
-_BACKENDS = {"ADS1115": ADS1115Backend, "ADS1015": ADS1015Backend, "TLA2024": TLA2024Backend}
+
+def _i2c_backend(kind):
+    """The backend class of an I2C ADC; the TLA2024's is imported only for a board that has one (RAM)."""
+    if kind == "TLA2024":
+        from fugu.adc_tla2024 import TLA2024Backend
+
+        return TLA2024Backend
+    return {"ADS1115": ADS1115Backend, "ADS1015": ADS1015Backend}[kind]
 
 
 def calibration(settings):
@@ -29,7 +35,6 @@ class Hardware:
         """mods: dict of the CircuitPython modules: board, busio, digitalio, pwmio, analogio, microcontroller,
         watchdog (the last two may be None on a host without them). mode: the settings' "buck" or "boost" (the
         power stages are built for it; a change applies at the next start)."""
-        self.cfg = cfg
         self.mode = mode
         stage_cls = Stage
         if mode == "boost":
@@ -51,7 +56,9 @@ class Hardware:
             "p_max_mw": r.get("p_max_mw", 1000000)}
         self.i2c = None
         self.stages = []
-        for ch in boardcfg.channels(cfg):
+        from fugu.boardcfg import channels  # boot-only: code.py drops fugu.boardcfg after setup
+
+        for ch in channels(cfg):
             adc_cfg = ch.get("adc") or {"type": "analogio"}
             kind = adc_override or adc_cfg["type"]
             cp = ch["pins"]
@@ -60,6 +67,8 @@ class Hardware:
                 chans = [None] * 4
                 for s in sense.values():
                     chans[s["ch"]] = pin(s["pin"])
+                from fugu.adc_analogio import AnalogBackend  # imported only for boards that use it (RAM)
+
                 adc = AnalogBackend(mods["analogio"], chans, adc_cfg.get("v_ref_v", 3.3))  # type: object
             else:
                 if self.i2c is None:
@@ -69,8 +78,8 @@ class Hardware:
                 if kind != "TLA2024" and cp.get("adc_rdy"):
                     rdy = self._dio.DigitalInOut(pin(cp["adc_rdy"]))
                     rdy.switch_to_input()
-                adc = _BACKENDS[kind](self.i2c, address=adc_cfg.get("address", 0x48),
-                                      pga_v=adc_cfg.get("pga_v", 2.048), rdy=rdy)
+                adc = _i2c_backend(kind)(self.i2c, address=adc_cfg.get("address", 0x48),
+                                         pga_v=adc_cfg.get("pga_v", 2.048), rdy=rdy)
             gate = GateDriver(mods["pwmio"], self._dio, pin(cp["pwm"]), pin(cp["enable"]), pin(cp["backflow"]),
                               ch["power_stage"])
             prot = StageProtection(self.ratings["v_in_max_mv"], self.ratings["i_in_max_ma"],

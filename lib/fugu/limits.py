@@ -9,11 +9,13 @@ Plant gains per PWM count (fine units are 1/16 count): output current moves by a
 current by V_out / (top * R_loop), with R_loop the battery's resistance plus the stage's (conservative minimum).
 """
 
-R_LOOP_MIN_MOHM = 25  # smallest plausible battery + wiring + MOSFET resistance: the highest plant gain
-V_GAIN_DIV = 4  # output-voltage loop: fine units per mV of error (1/4 fine per mV)
-V_BAND_MV = 300  # a limit only caps the duty within this band (voltage) or the last 10 % (currents, power):
+from micropython import const
+
+_R_LOOP_MIN_MOHM = const(25)  # smallest plausible battery + wiring + MOSFET resistance: the highest plant gain
+_V_GAIN_DIV = const(4)  # output-voltage loop: fine units per mV of error (1/4 fine per mV)
+_V_BAND_MV = const(300)  # a limit only caps the duty within this band (voltage) or the last 10 % (currents, power):
 # further away the tracker moves freely, so a limit never slows a scan or a large tracking step
-STEP_DOWN_MAX = 64 * 16  # fastest pull-back per step, fine units
+_STEP_DOWN_MAX = const(64 * 16)  # fastest pull-back per step, fine units
 
 
 def _current_step(err_ma, v_mv, top):
@@ -21,7 +23,7 @@ def _current_step(err_ma, v_mv, top):
     if v_mv < 1000:
         v_mv = 1000
     # err_ma * 16 * top * R / v / 1000 / 2 ; keep the product below 2**30: err <= 40000, top <= 16383
-    return (err_ma * 8 * R_LOOP_MIN_MOHM // 1000) * top // v_mv
+    return (err_ma * 8 * _R_LOOP_MIN_MOHM // 1000) * top // v_mv
 
 
 class Limits:
@@ -40,8 +42,8 @@ class Limits:
         top = self.top
         best = 1 << 20
         name = ""
-        if self.v_out_mv and v_out_mv > self.v_out_mv - V_BAND_MV:
-            d = (self.v_out_mv - v_out_mv) // V_GAIN_DIV
+        if self.v_out_mv and v_out_mv > self.v_out_mv - _V_BAND_MV:
+            d = (self.v_out_mv - v_out_mv) // _V_GAIN_DIV
             if d < best:
                 best = d
                 name = "v_out"
@@ -62,7 +64,7 @@ class Limits:
                 if d < best:
                     best = d
                     name = "power"
-        if best < -STEP_DOWN_MAX:
-            best = -STEP_DOWN_MAX
+        if best < -_STEP_DOWN_MAX:
+            best = -_STEP_DOWN_MAX
         self.binding = name
         return best

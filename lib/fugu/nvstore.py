@@ -8,54 +8,25 @@ valid slot with the newer sequence number. Sequence numbers compare with serial-
 (on the ESP32 port one nvm write rewrites the whole 8 KiB NVS blob and blocks for tens of milliseconds).
 """
 
+from micropython import const
+
 try:
     from binascii import crc32 as _native_crc32  # C speed where the port has it (MicroPython, CPython)
 except ImportError:
     _native_crc32 = None  # type: ignore[assignment]
 
-HEADER_SIZE = 9  # magic 2 + version 1 + seq 4 + length 2
-CRC_SIZE = 4
-OVERHEAD = HEADER_SIZE + CRC_SIZE
+_HEADER_SIZE = const(9)  # magic 2 + version 1 + seq 4 + length 2
+_CRC_SIZE = const(4)
+OVERHEAD = const(_HEADER_SIZE + _CRC_SIZE)
 SEQ_MASK = 0xFFFFFFFF
 SEQ_HALF = 0x80000000
 
-_crc_cache = []  # type: list  # [lo, hi] once built: the CRC-32 (reflected 0xEDB88320) table in 16-bit halves (small ints only)
-
-
-def _crc_tables():
-    if _crc_cache:
-        return _crc_cache[0], _crc_cache[1]
-    from array import array
-
-    lo = array("H", bytes(512))
-    hi = array("H", bytes(512))
-    for n in range(256):
-        c_lo = n
-        c_hi = 0
-        for _ in range(8):
-            carry = c_lo & 1
-            c_lo = (c_lo >> 1) | ((c_hi & 1) << 15)
-            c_hi >>= 1
-            if carry:
-                c_lo ^= 0x8320
-                c_hi ^= 0xEDB8
-        lo[n] = c_lo
-        hi[n] = c_hi
-    _crc_cache.append(lo)
-    _crc_cache.append(hi)
-    return lo, hi
-
-
 def crc32_py(data, crc=0):
-    """CRC-32 as zlib/binascii compute it, in pure Python with 16-bit halves (no long ints on MicroPython)."""
-    t_lo, t_hi = _crc_tables()
-    lo = (crc & 0xFFFF) ^ 0xFFFF
-    hi = ((crc >> 16) & 0xFFFF) ^ 0xFFFF
-    for b in data:
-        i = (lo ^ b) & 0xFF
-        lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ t_lo[i]
-        hi = (hi >> 8) ^ t_hi[i]
-    return ((hi ^ 0xFFFF) << 16) | (lo ^ 0xFFFF)
+    """CRC-32 as zlib/binascii compute it, in pure Python (fugu/crc32_py.py: loaded only on a port without
+    binascii.crc32, so the others keep neither its code nor its tables in RAM)."""
+    from fugu.crc32_py import crc32_py as pure
+
+    return pure(data, crc)
 
 
 def crc32(data, crc=0):
@@ -101,8 +72,8 @@ class SlotStore:
         """(seq, payload) of a valid record in `slot`, or (None, reason)."""
         nvm = self.nvm
         a = self._slot_base(slot)
-        head = nvm[a:a + HEADER_SIZE]
-        if len(head) < HEADER_SIZE:
+        head = nvm[a:a + _HEADER_SIZE]
+        if len(head) < _HEADER_SIZE:
             return None, "outside nvm"
         if head[0] == 0xFF and head[1] == 0xFF:
             return None, "blank"
@@ -111,13 +82,13 @@ class SlotStore:
         n = (head[7] << 8) | head[8]
         if n > self.max_payload:
             return None, "bad length"
-        rec = nvm[a:a + HEADER_SIZE + n + CRC_SIZE]
-        stored = int.from_bytes(bytes(rec[HEADER_SIZE + n:]), "big")
-        if crc32(memoryview(rec)[:HEADER_SIZE + n]) != stored:
+        rec = nvm[a:a + _HEADER_SIZE + n + _CRC_SIZE]
+        stored = int.from_bytes(bytes(rec[_HEADER_SIZE + n:]), "big")
+        if crc32(memoryview(rec)[:_HEADER_SIZE + n]) != stored:
             return None, "bad checksum"
         seq = int.from_bytes(bytes(head[3:7]), "big")
         self._versions[slot] = head[2]
-        return seq, bytes(rec[HEADER_SIZE:HEADER_SIZE + n])
+        return seq, bytes(rec[_HEADER_SIZE:_HEADER_SIZE + n])
 
     def _scan(self):
         """(newest slot or None, its seq, its payload, info)."""
@@ -160,15 +131,15 @@ class SlotStore:
             slot, seq = 0, 1
         else:
             slot, seq = 1 - newest[0], (newest[1] + 1) & SEQ_MASK
-        rec = bytearray(HEADER_SIZE + n + CRC_SIZE)
+        rec = bytearray(_HEADER_SIZE + n + _CRC_SIZE)
         rec[0] = self.magic[0]
         rec[1] = self.magic[1]
         rec[2] = self.version
         rec[3:7] = seq.to_bytes(4, "big")
         rec[7] = n >> 8
         rec[8] = n & 0xFF
-        rec[HEADER_SIZE:HEADER_SIZE + n] = payload
-        rec[HEADER_SIZE + n:] = crc32(memoryview(rec)[:HEADER_SIZE + n]).to_bytes(4, "big")
+        rec[_HEADER_SIZE:_HEADER_SIZE + n] = payload
+        rec[_HEADER_SIZE + n:] = crc32(memoryview(rec)[:_HEADER_SIZE + n]).to_bytes(4, "big")
         a = self._slot_base(slot)
         self._newest = None  # unknown until the write is confirmed
         self.nvm[a:a + len(rec)] = rec

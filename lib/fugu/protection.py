@@ -23,6 +23,8 @@ disconnect at full power) is the hardware's job; see the README table.
 | PV_LOST    | power collapses and the scan that follows finds none     | scan+3 s | as a normal start (stage.py)      |
 """
 
+from micropython import const
+
 PV_OV = "PV_OV"
 BAT_OV = "BAT_OV"
 BAT_ABSENT = "BAT_ABSENT"
@@ -33,10 +35,10 @@ PV_SHORT = "PV_SHORT"
 PV_LOST = "PV_LOST"
 SENSOR = "SENSOR"
 
-V_BAT_PRESENT_MV = 5000
-I_REVERSE_MA = -500
-I_LOST_MA = 60
-V_SHORT_MARGIN_MV = 1000  # V_in this far below V_out while switching = the input collapsed (PV_SHORT)
+V_BAT_PRESENT_MV = const(5000)
+_I_REVERSE_MA = const(-500)
+_I_LOST_MA = const(60)
+_V_SHORT_MARGIN_MV = const(1000)  # V_in this far below V_out while switching = the input collapsed (PV_SHORT)
 
 
 class StageProtection:
@@ -114,9 +116,9 @@ class StageProtection:
         if running:
             # a buck's input cannot sit below its output while it switches: the input has collapsed (a short on
             # the PV terminals dumps the input capacitor and then drives the inductor backwards from the battery)
-            if (v_in < 2000 and (i_in > 500 or v_out > V_BAT_PRESENT_MV)) or v_in + V_SHORT_MARGIN_MV < v_out:
+            if (v_in < 2000 and (i_in > 500 or v_out > V_BAT_PRESENT_MV)) or v_in + _V_SHORT_MARGIN_MV < v_out:
                 return PV_SHORT
-            self._n_rev = n = self._deb(i_in < I_REVERSE_MA, self._n_rev)
+            self._n_rev = n = self._deb(i_in < _I_REVERSE_MA, self._n_rev)
             if n >= 3 or i_in <= self.i_rev_sat_ma:
                 return REVERSE
         else:

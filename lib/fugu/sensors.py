@@ -1,9 +1,10 @@
-"""Sensor layer: ADC backends (ADS1115/ADS1015/TLA2024 through their Adafruit drivers, or the MCU's analogio) and
-the scaling of each channel (divider, hall sensor, shunt amplifier) to integer mV and mA.
+"""Sensor layer: ADC backends (ADS1115/ADS1015/TLA2024 over I2C, or the MCU's analogio) and the scaling of each
+channel (divider, hall sensor, shunt amplifier) to integer mV and mA.
 
-Why our own read path: the Adafruit drivers set the chip up (gain, data rate, comparator), but their per-sample
-path polls the OS bit over I2C (~40 transactions per read at 860 SPS) and adafruit_ads1x15 3.0.5's continuous mode
-never changes channel. Here each sample is two I2C transactions from preallocated buffers: write the config with
+Why our own read path: the Adafruit drivers' per-sample path polls the OS bit over I2C (~40 transactions per read
+at 860 SPS) and adafruit_ads1x15 3.0.5's continuous mode never changes channel. The TLA2024 is set up by its
+Adafruit driver (dropped after setup); the ADS1x15 by the same register writes adafruit_ads1x15's constructor
+makes (see _ADS1x15Backend). Here each sample is two I2C transactions from preallocated buffers: write the config with
 OS=1 (start), wait for the ALERT/RDY pin (conversion-ready mode) or, without it, poll the OS bit, read the result.
 Everything per sample is integer arithmetic, so a control step allocates nothing.
 """
@@ -11,20 +12,25 @@ Everything per sample is integer arithmetic, so a control step allocates nothing
 import sys
 import time
 
+from micropython import const
+
 try:
     from supervisor import ticks_ms
 except ImportError:  # MicroPython without supervisor: close enough for timeouts
     def ticks_ms():  # type: () -> int
         return time.monotonic_ns() // 1000000
 
-_TICKS_MASK = (1 << 29) - 1
+_TICKS_MASK = const((1 << 29) - 1)
 
-# ADS1x15 / TLA202x config register fields
-_OS = 0x8000
-_MUX_SINGLE = 0x4000  # 100b: AIN0..3 against GND, plus channel << 12
-_MODE_SINGLE = 0x0100
-_QUE_DISABLE = 0x0003
-_QUE_ONE = 0x0000  # with Hi/Lo thresholds set for conversion-ready: ALERT/RDY = OS
+# ADS1x15 / TLA202x registers (pointer values) and config register fields
+_REG_CONFIG = const(0x01)
+_REG_LO_THRESH = const(0x02)
+_REG_HI_THRESH = const(0x03)
+_OS = const(0x8000)
+_MUX_SINGLE = const(0x4000)  # 100b: AIN0..3 against GND, plus channel << 12
+_MODE_SINGLE = const(0x0100)
+_QUE_DISABLE = const(0x0003)
+_QUE_ONE = const(0x0000)  # with Hi/Lo thresholds set for conversion-ready: ALERT/RDY = OS
 _PGA = {6.144: 0, 4.096: 1, 2.048: 2, 1.024: 3, 0.512: 4, 0.256: 5}
 _DR_ADS1115 = (8, 16, 32, 64, 128, 250, 475, 860)
 _DR_ADS1015 = (128, 250, 490, 920, 1600, 2400, 3300)
@@ -32,7 +38,7 @@ _DR_ADS1015 = (128, 250, 490, 920, 1600, 2400, 3300)
 
 def forget_driver(package):
     """Drop a driver package's modules once it has configured the chip: the fast path below needs only its
-    I2CDevice, and the driver's code (~11 KB of heap for adafruit_ads1x15 on MicroPython) can then be collected."""
+    I2CDevice, and the driver's code can then be collected (its names stay interned)."""
     for name in list(sys.modules):
         if name == package or name.startswith(package + "."):
             del sys.modules[name]
@@ -121,36 +127,43 @@ class _AdsBase:
 
 
 class _ADS1x15Backend(_AdsBase):
-    """ADS1115/ADS1015: the Adafruit driver sets gain, data rate and (with a RDY pin) conversion-ready mode:
-    Hi_thresh MSB 1, Lo_thresh MSB 0 (datasheet 9.3.8)."""
+    """ADS1115/ADS1015. Set up with the register writes the Adafruit driver's constructor makes (adafruit_ads1x15
+    3.0.5, the same I2C transactions in the same order): Lo_thresh, Hi_thresh, then the config register with the
+    mux bits read back. With a RDY pin that is conversion-ready mode: Hi_thresh MSB 1, Lo_thresh MSB 0, comparator
+    queue one (datasheet 9.3.8); without, the thresholds' reset values and the comparator off. Written here rather
+    than by the driver: its code could be dropped after setup, but the ~100 names it brings stay interned in RAM."""
 
     rates = _DR_ADS1115  # type: tuple
     default_rate = 860
 
-    @staticmethod
-    def _driver_class():
-        raise NotImplementedError  # ADS1115Backend / ADS1015Backend name their driver class
-
     def __init__(self, i2c, address=0x48, pga_v=2.048, rdy=None, data_rate=None):
+        from adafruit_bus_device.i2c_device import I2CDevice
+
         data_rate = data_rate or self.default_rate
-        kw = {}
-        if rdy is not None:
-            kw = {"comparator_queue_length": 1, "comparator_low_threshold": 0,
-                  "comparator_high_threshold": -32768}
-        driver = self._driver_class()(i2c, gain=_gain_of(pga_v), data_rate=data_rate, address=address, **kw)
-        _AdsBase.__init__(self, driver.i2c_device, pga_v, self.rates.index(data_rate),
-                          1000000 // data_rate + 10, rdy)
-        forget_driver("adafruit_ads1x15")
+        _AdsBase.__init__(self, I2CDevice(i2c, address), pga_v, self.rates.index(data_rate),  # I2CDevice probes:
+                          1000000 // data_rate + 10, rdy)  # ValueError when no chip answers at the address
+        dev = self._dev
+        w = bytearray(3)
+        for reg, value in ((_REG_LO_THRESH, 0x0000 if rdy is not None else 0x8000),
+                           (_REG_HI_THRESH, 0x8000 if rdy is not None else 0x7FFF)):
+            w[0] = reg
+            w[1] = value >> 8
+            w[2] = value & 0xFF
+            with dev as d:
+                d.write(w)
+        b = self._rbuf
+        with dev as d:
+            d.write_then_readinto(self._ptr_cfg, b)
+        cfg = (((b[0] << 8) | b[1]) & 0x7000) | (self._cfg_base & ~_OS)  # no conversion started yet
+        w[0] = _REG_CONFIG
+        w[1] = cfg >> 8
+        w[2] = cfg & 0xFF
+        with dev as d:
+            d.write(w)
 
 
 class ADS1115Backend(_ADS1x15Backend):
     kind = "ADS1115"
-
-    @staticmethod
-    def _driver_class():
-        from adafruit_ads1x15 import ADS1115
-
-        return ADS1115
 
 
 class ADS1015Backend(_ADS1x15Backend):
@@ -159,59 +172,6 @@ class ADS1015Backend(_ADS1x15Backend):
     shift = 4
     rates = _DR_ADS1015
     default_rate = 3300
-
-    @staticmethod
-    def _driver_class():
-        from adafruit_ads1x15 import ADS1015
-
-        return ADS1015
-
-
-class TLA2024Backend(_AdsBase):
-    """TLA2024: no ALERT/RDY pin and no threshold registers; the OS bit is polled (our poll waits while OS=0,
-    the datasheet meaning; the driver's own one-shot loop has it backwards, see CIRCUITPYTHON-FACTS)."""
-
-    kind = "TLA2024"
-    counts_full = 2047
-    shift = 4
-
-    def __init__(self, i2c, address=0x48, pga_v=2.048, rdy=None, data_rate=3300):
-        from adafruit_tla202x import TLA2024, DataRate, Range
-
-        drv = TLA2024(i2c, address=address)
-        # the driver adds the Range constants at import time (CV.add_values): by name, so a type checker follows
-        drv.range = getattr(Range, "RANGE_%s_%sV" % tuple(("%.3f" % pga_v).split(".")))
-        drv.data_rate = getattr(DataRate, "RATE_%dSPS" % data_rate)
-        _AdsBase.__init__(self, drv.i2c_device, pga_v, _DR_ADS1015.index(data_rate),
-                          1000000 // data_rate + 10, None)
-        self._cfg_base &= ~0x001F
-        self._cfg_base |= 0x0003  # bits 4:0 reserved: write 00011b
-        forget_driver("adafruit_tla202x")
-        forget_driver("adafruit_register")
-
-
-class AnalogBackend:
-    """The MCU's own ADC (analogio): 16-bit scaled values of a calibrated millivolt reading (ESP32-S3: 12 bits,
-    12 dB). Pins are created once; on the ESP32 port every read sets the ADC unit up again, so it is slow."""
-
-    kind = "analogio"
-    counts_full = 65535
-    shift = 0
-
-    def __init__(self, analogio_mod, pins, v_ref_v=3.3):
-        self._ins = [analogio_mod.AnalogIn(p) if p is not None else None for p in pins]
-        self.uv_per_count = v_ref_v * 1e6 / 65535
-        self.transactions = 0
-
-    def read(self, ch):
-        a = self._ins[ch]
-        if a is None:
-            raise SensorError("analog channel %d has no pin" % ch)
-        return a.value
-
-
-def _gain_of(pga_v):
-    return {6.144: 2 / 3, 4.096: 1, 2.048: 2, 1.024: 4, 0.512: 8, 0.256: 16}[pga_v]
 
 
 class Scale:

@@ -4,6 +4,8 @@ regulators, and its state machine (IDLE -> START -> RUN (scan/track/limited) -> 
 The controller calls step() once per control period; everything in it is integer arithmetic on preallocated state.
 """
 
+from micropython import const
+
 from fugu import protection as P
 from fugu.limits import Limits
 from fugu.sensors import SensorError, channel_scale, ticks_diff
@@ -14,25 +16,33 @@ START = "START"
 RUN = "RUN"
 FAULT = "FAULT"
 
-START_MARGIN_MV = 2000  # PV must exceed the battery by this much (and stay there) before a start
-START_HOLD_MS = 1000
-I_BACKFLOW_ON_MA = 300  # backflow MOSFET on above this forward current (its body diode carries less)
-I_BACKFLOW_OFF_MA = 120
-I_RUN_MIN_MA = 40  # below this for LOW_POWER_MS the stage stops (dusk): switching losses exceed the harvest
-LOW_POWER_MS = 3000
-FLOOR_STOP_MS = 1000  # a limit that wants less than the floor (zero current) this long stops the stage
-LIMIT_MEMORY_MS = 3000  # a limit that bound this recently explains low or falling power (not dusk, shade or PV lost)
-BACKOFF_MIN_MS = 5000
-BACKOFF_MAX_MS = 300000
-ZERO_SAMPLES = 32
-STUCK_SAMPLES = 600  # identical raw current readings in a row while running = stuck ADC
-SCAN_SPACING_MS = 15000  # at most one shade-triggered scan per 15 s (cloud edges also drop power)
+_START_MARGIN_MV = const(2000)  # PV must exceed the battery by this much (and stay there) before a start
+START_HOLD_MS = const(1000)
+_I_BACKFLOW_ON_MA = const(300)  # backflow MOSFET on above this forward current (its body diode carries less)
+_I_BACKFLOW_OFF_MA = const(120)
+_I_RUN_MIN_MA = const(40)  # below this for _LOW_POWER_MS the stage stops (dusk): switching losses exceed the harvest
+_LOW_POWER_MS = const(3000)
+_DUSK_REF_MS = const(2000)  # after a low-power stop: the open-circuit voltage over this long is the reference
+_DAWN_RISE_PERMILLE = const(30)  # a new start needs the open-circuit voltage this far above it ...
+_DUSK_RETRY_MS = const(600000)  # ... or this long without
+_FLOOR_STOP_MS = const(1000)  # a limit that wants less than the floor (zero current) this long stops the stage
+_LIMIT_MEMORY_MS = const(3000)  # a limit that bound this recently explains low or falling power (not dusk, shade
+# or PV lost)
+_BACKOFF_MIN_MS = const(5000)
+BACKOFF_MAX_MS = const(300000)
+_ZERO_SAMPLES = const(32)
+_STUCK_SAMPLES = const(600)  # identical raw current readings in a row while running = stuck ADC
+_SAME_STEPS = const(3)  # steps in a row with one code on every channel = a latched ADC
+_SCAN_SPACING_MS = const(15000)  # at most one shade-triggered scan per 15 s (cloud edges also drop power)
+_SAG_HOLD_MS = const(2000)  # power 25 % below the best since the last scan this long (a shadow creeping in): scan
+_SAG_V_RISE_PCT = const(105)  # ... with the operating point moved up by 5 % (shade; not less light)
+_SAG_SPACING_MS = const(5000)  # ... at most this often (each sag needs a new 25 % fall from the new reference)
 # Tracking below this fraction of the open-circuit voltage means bypass diodes conduct (an unshaded crystalline
 # array's MPP sits at ~0.8 V_oc): the array is partly shaded, and a moving shadow can make the OTHER peak the global
-# one without the power at this one changing at all (nothing to trigger a scan). Rescan SHADE_RESCAN_DIV times as
+# one without the power at this one changing at all (nothing to trigger a scan). Rescan _SHADE_RESCAN_DIV times as
 # often as the periodic scan then (default 600 s / 5 = 2 min; a scan costs ~0.6 s of full power).
-SHADE_V_PERMILLE = 700
-SHADE_RESCAN_DIV = 5
+_SHADE_V_PERMILLE = const(700)
+_SHADE_RESCAN_DIV = const(5)
 
 
 def _full_scale_ma(scale, counts_full, reverse=False):
@@ -85,16 +95,18 @@ class Stage:
         self._t_state = 0
         self._t_ok = 0
         self._t_fault_ok = -1
-        self._backoff_ms = BACKOFF_MIN_MS
+        self._backoff_ms = _BACKOFF_MIN_MS
         self._t_next_start = 0
         self._n_fwd = 0
         self._n_low = 0
         self._t_low = 0
+        self._v_dusk_mv = -1  # open-circuit reference after a low-power stop (-1: none, see _dawn)
         self._start_steps = 0
         self._zero_acc = 0
         self._zero_n = 0
         self._zero_acc_o = 0
         self._stuck = 0
+        self._same = 0
         self.limited = False
         self._t_lim = 0  # when a limit last bound (ms)
         self._t_floor = -1  # since when a limit has wanted less than the duty floor (-1: it does not)
@@ -102,6 +114,9 @@ class Stage:
         self.scan_interval_ms = 600000
         self._t_scan = 0
         self._p_slow = 0
+        self._p_ref = 0  # the highest smoothed power since the last scan (mW) ...
+        self._t_sag = -1  # ... and since when the power has been 25 % below it (-1: it is not)
+        self._v_ref = 0  # the input voltage at that best power (mV)
         self._t_scan_drop = 0
         self.trips = 0
         self.new_fault = None
@@ -112,6 +127,7 @@ class Stage:
         adc = self.adc
         r = adc.read(self.ch_vin)
         self.v_in = self.sc_vin(r)
+        r_vin = r
         r = adc.read(self.ch_iin)
         if r == self.raw_iin and self.state == RUN:
             self._stuck += 1
@@ -121,11 +137,20 @@ class Stage:
         self.i_in = self.sc_iin(r)
         r = adc.read(self.ch_vout)
         self.v_out = self.sc_vout(r)
+        # three different inputs giving the very same code, step after step: a latched conversion register (the
+        # mux does not matter any more), not three measurements
+        if r == r_vin and r == self.raw_iin:
+            self._same += 1
+            if self._same >= _SAME_STEPS:
+                self._same = 0
+                raise SensorError("ADC gives the same value on every channel")
+        else:
+            self._same = 0
         if self.has_iout:
             r = adc.read(self.ch_iout)
             self._raw_iout = r
             self.i_out = self.sc_iout(r)
-        if self._stuck >= STUCK_SAMPLES:
+        if self._stuck >= _STUCK_SAMPLES:
             self._stuck = 0
             raise SensorError("ADC reading stuck")
         self.p_in_mw = (self.v_in // 10) * self.i_in // 100
@@ -146,7 +171,7 @@ class Stage:
         if self.has_iout:
             self._zero_acc_o += self._raw_iout
         self._zero_n += 1
-        if self._zero_n >= ZERO_SAMPLES:
+        if self._zero_n >= _ZERO_SAMPLES:
             n = self._zero_n
             self.sc_iin.zero = (self._zero_acc + n // 2) // n
             if self.has_iout:
@@ -178,7 +203,7 @@ class Stage:
             if ran_ms < 60000:
                 self._backoff_ms = min(self._backoff_ms * 2, BACKOFF_MAX_MS)
             else:
-                self._backoff_ms = BACKOFF_MIN_MS
+                self._backoff_ms = _BACKOFF_MIN_MS
         self.state = IDLE
         self._t_state = now
         self._t_next_start = now + self._backoff_ms
@@ -217,9 +242,11 @@ class Stage:
         v_set = self.limits.v_out_mv
         # a battery already above the charger's set point (lithium float is below the full battery's rest voltage)
         # needs nothing: starting would only find the voltage limit binding at zero current and stop again
-        ok = (running_ok and self.allowed and v_out >= P.V_BAT_PRESENT_MV and v_in > v_out + START_MARGIN_MV
+        ok = (running_ok and self.allowed and v_out >= P.V_BAT_PRESENT_MV and v_in > v_out + _START_MARGIN_MV
               and (v_set == 0 or v_out < v_set)
               and v_in < self.v_in_max_mv and self.gate.counts(v_out, v_in) < self.gate.d_max * 9 // 10)
+        if ok and self._v_dusk_mv >= 0:
+            ok = self._dawn(now, v_in)
         if not ok:
             self._t_ok = 0
             return
@@ -228,6 +255,7 @@ class Stage:
             return
         if ticks_diff(now, self._t_ok) < START_HOLD_MS or ticks_diff(now, self._t_next_start) < 0:
             return
+        self._v_dusk_mv = -1
         # soft start from the predicted duty: V_out / V_in gives (almost) no current step
         d0 = self.gate.counts(v_out, v_in)
         self.gate.start(d0)
@@ -238,6 +266,21 @@ class Stage:
         self._n_fwd = 0
         self._n_low = 0
         self._collapsed = False
+
+    def _dawn(self, now, v_in):
+        """After a low-power stop (dusk, a thick cloud): the panel's open-circuit voltage over the first
+        _DUSK_REF_MS is the reference, and only a rise of _DAWN_RISE_PERMILLE above it (more light: V_oc grows with
+        the log of irradiance, +3 % is ~1.5x the light) or _DUSK_RETRY_MS without one allows a new start. Without
+        it the open-circuit voltage of a panel in failing light (or an input capacitor holding its charge) starts
+        the stage again and again for nothing."""
+        since = ticks_diff(now, self._t_state)
+        if since < _DUSK_REF_MS:
+            if v_in > self._v_dusk_mv:
+                self._v_dusk_mv = v_in
+            return False
+        if since > _DUSK_RETRY_MS or v_in * 1000 > self._v_dusk_mv * (1000 + _DAWN_RISE_PERMILLE):
+            return True
+        return False
 
     def _recover(self, now):
         code = self.fault
@@ -256,32 +299,32 @@ class Stage:
             if self.trips > 1:
                 self._backoff_ms = min(self._backoff_ms * 2, BACKOFF_MAX_MS)
 
-    def bounds(self):
-        """(d_lo, d_hi) in fine units. The floor V_out / V_oc (the panel's open-circuit voltage, measured while
-        idle, capped by the input limit) means the stage can never push the panel node above the voltage where
+    def duty_floor(self):
+        """The duty floor in fine units (the ceiling is the bootstrap limit, gate.d_max: returning both as a tuple
+        would allocate one every control step). The floor V_out / V_oc (the panel's open-circuit voltage, measured
+        while idle, capped by the input limit) means the stage can never push the panel node above the voltage where
         the panel would start to take current back, nor above v_in_max if the panel vanishes. A floor from the
         present V_in would pull the duty back up after every downward move while the input capacitor is still
         charging. (The IR2104's dead time shortens every high-side pulse, so the bottom ~2 % above the floor carry
-        no current: a margin that keeps a constant-voltage hold at a tail current clear of the floor.) The ceiling
-        is the bootstrap limit."""
-        g = self.gate
+        no current: a margin that keeps a constant-voltage hold at a tail current clear of the floor.)"""
         v_top = self.v_oc_mv if self.v_oc_mv else self.v_in_max_mv
         if v_top > self.v_in_max_mv:
             v_top = self.v_in_max_mv
-        return g.counts(self.v_out, v_top) * FINE, g.d_max * FINE
+        return self.gate.counts(self.v_out, v_top) * FINE
 
     def _run(self, now):
         g = self.gate
         i_in = self.i_in
         # backflow MOSFET: only while the panel delivers forward current
-        if i_in > I_BACKFLOW_ON_MA:
+        if i_in > _I_BACKFLOW_ON_MA:
             self._n_fwd += 1
             if self._n_fwd >= 3:
                 g.set_backflow(True)
-        elif i_in < I_BACKFLOW_OFF_MA:
+        elif i_in < _I_BACKFLOW_OFF_MA:
             self._n_fwd = 0
             g.set_backflow(False)
-        d_lo, d_hi = self.bounds()
+        d_lo = self.duty_floor()
+        d_hi = g.d_max * FINE
         if d_lo >= d_hi:
             self.stop(now)
             return
@@ -297,23 +340,24 @@ class Stage:
                     tr.begin(self.duty_f)
             return
         # dusk / no light: stop instead of switching for nothing
-        # a limit that bound within LIMIT_MEMORY_MS (the flag itself flickers as the tracker probes against it)
+        # a limit that bound within _LIMIT_MEMORY_MS (the flag itself flickers as the tracker probes against it)
         # explains low or falling power: a constant-voltage hold tapering to a tail current is not dusk, and the
         # power the voltage regulator takes away is not shade or a lost panel
-        held = self.limited or ticks_diff(now, self._t_lim) < LIMIT_MEMORY_MS
-        if i_in < I_RUN_MIN_MA and tr.mode != SCAN and not held:
+        held = self.limited or ticks_diff(now, self._t_lim) < _LIMIT_MEMORY_MS
+        if i_in < _I_RUN_MIN_MA and tr.mode != SCAN and not held:
             if self._n_low == 0:
                 self._t_low = now
             self._n_low += 1
-            if ticks_diff(now, self._t_low) > LOW_POWER_MS:
+            if ticks_diff(now, self._t_low) > _LOW_POWER_MS:
                 if self._collapsed:  # power fell from a real level to nothing and a scan found none: PV lost
                     self.new_fault = P.PV_LOST
                 self.stop(now)
+                self._v_dusk_mv = 0  # restart on more light only (_dawn)
                 return
         else:
             self._n_low = 0
         p = self.p_in_mw
-        # shade / sudden change: a global scan (at most one per SCAN_SPACING_MS)
+        # shade / sudden change: a global scan (at most one per _SCAN_SPACING_MS)
         if tr.mode != SCAN and not held:
             if self._p_slow == 0:
                 self._p_slow = p
@@ -321,8 +365,22 @@ class Stage:
             since = ticks_diff(now, self._t_scan)
             v_open = tr.v_open_mv or self.v_oc_mv
             due = self.scan_interval_ms and (since > self.scan_interval_ms or (
-                since > self.scan_interval_ms // SHADE_RESCAN_DIV and self.v_in * 1000 < v_open * SHADE_V_PERMILLE))
-            drop = p * 10 < self._p_slow * 7 and ticks_diff(now, self._t_scan) > SCAN_SPACING_MS
+                since > self.scan_interval_ms // _SHADE_RESCAN_DIV and self.v_in * 1000 < v_open * _SHADE_V_PERMILLE))
+            # the smoothed power against the best since the last scan: a shadow that creeps in over many seconds
+            # never looks like a drop to the fast average, but sags the power as much as one that jumps
+            if self._p_slow > self._p_ref:
+                self._p_ref = self._p_slow
+                self._v_ref = self.v_in
+            # a sag that also dragged the operating point up the voltage axis: the current at this point collapsed
+            # (bypass diodes took a sub-string out), while less light moves the MPP down a little, never up
+            if self._p_slow * 4 < self._p_ref * 3 and self.v_in * 100 > self._v_ref * _SAG_V_RISE_PCT:
+                if self._t_sag < 0:
+                    self._t_sag = now
+            else:
+                self._t_sag = -1
+            # (held _SAG_HOLD_MS: a scan in the middle of a moving edge would find a peak that is about to move)
+            sag = self._t_sag >= 0 and ticks_diff(now, self._t_sag) > _SAG_HOLD_MS and since > _SAG_SPACING_MS
+            drop = sag or (p * 10 < self._p_slow * 7 and since > _SCAN_SPACING_MS)
             # a collapse (shade over the operating point, or the panel gone): scan now; if the scan finds
             # nothing either, the low-power stop ends the run and reports PV_LOST
             collapse = p * 4 < self._p_slow and self._p_slow > 20000
@@ -331,9 +389,12 @@ class Stage:
             if due or drop or collapse:
                 self._t_scan = now
                 self._p_slow = 0
+                self._p_ref = 0  # the scan's own sweep must not count as a sag: the reference restarts after it
+                self._t_sag = -1
                 tr.start_scan(d_lo, d_hi)
         elif held:
             self._p_slow = 0  # the average restarts when the limit lets go (a CV taper is not a collapse)
+            self._p_ref = 0
         d_req = tr.update(p, self.v_in, d_lo, d_hi)
         if d_req < d_lo:  # the floor is a safety bound: a scan planned before the battery voltage moved obeys it too
             d_req = d_lo
@@ -346,11 +407,11 @@ class Stage:
         if d_req > d_allow:
             if d_allow < d_lo:
                 # a limit wants less than the stage delivers even at the floor (no current there): a battery
-                # above its set point. Held for FLOOR_STOP_MS (a constant-voltage hold at a tail current sits
+                # above its set point. Held for _FLOOR_STOP_MS (a constant-voltage hold at a tail current sits
                 # just above the floor and one regulator step may undershoot it), the stage stops.
                 if self._t_floor < 0:
                     self._t_floor = now
-                elif ticks_diff(now, self._t_floor) > FLOOR_STOP_MS:
+                elif ticks_diff(now, self._t_floor) > _FLOOR_STOP_MS:
                     self.stop(now, backoff=False)
                     self._t_next_start = now + 2000
                     return

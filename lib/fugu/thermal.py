@@ -30,6 +30,12 @@ FAN_RATIO_FAILED = 0.75  # rise(n) / rise(n-1) above this = still-air time const
 FAN_RATIO_SKIP = 1.1  # above this the heat input grew (sun, load): no evidence
 FAN_VERDICTS = 2  # windows in a row that say "no airflow"
 SENSOR_FAULT_DERATE_PCT = 50
+# A heatsink (~150 J/K) under the board's losses warms or cools well below 1 K/s: a reading that jumps by more than
+# this from one second to the next is the sensor, not the heatsink. It matters for a shorted NTC on the ESP32's
+# ADC: the pin goes to the rail, the ADC saturates below it (~3.1 V of 3.3 V) and the divider then reads ~105 C,
+# a plausible temperature. Hot jump = short (the pin at the short's rail), cold jump = open.
+NTC_JUMP_C = 10
+HEATSINK_SLEW_C_PER_S = 0.5  # while a jump is held as a fault, the true temperature may have moved this fast
 
 
 def ntc_temp_c(v_pin, ntc):
@@ -61,6 +67,8 @@ class Thermal:
         self._t_w1 = 0.0  # ... and of the current one (fan running)
         self._n_w = 0  # window boundaries seen since the fan switched on
         self._n_bad = 0
+        self._t_good = None  # the last plausible reading (C) ...
+        self._s_bad = 0  # ... and the seconds of sensor fault since
 
     def configure(self, t_derate_start_c, t_shutdown_c, fan_on_c, silent):
         self.t_derate_c = t_derate_start_c
@@ -71,16 +79,28 @@ class Thermal:
     def update(self, v_pin):
         """Once a second with the NTC divider voltage: sets temp_c, fan_on, derate_pct, fault."""
         t = ntc_temp_c(v_pin, self.ntc)
+        fault = None
         if t is None:
-            # open or short: no temperature; run the fan and cap the power at a level the heatsink takes uncooled
-            self.temp_c = None
             high = v_pin >= 0.98 * self.ntc["v_ref_v"]
             # NTC on top of the divider: open -> pin near 0 V; to ground: open -> pin near V_ref
             open_ = high if self.ntc["to_ground"] else not high
-            self.fault = NTC_OPEN if open_ else NTC_SHORT
+            fault = NTC_OPEN if open_ else NTC_SHORT
+        elif self._t_good is not None:
+            allow = NTC_JUMP_C + HEATSINK_SLEW_C_PER_S * self._s_bad
+            if t > self._t_good + allow:
+                fault = NTC_SHORT
+            elif t < self._t_good - allow:
+                fault = NTC_OPEN
+        if fault is not None:
+            # open or short: no temperature; run the fan and cap the power at a level the heatsink takes uncooled
+            self.temp_c = None
+            self.fault = fault
+            self._s_bad += 1
             self.fan_on = not self.silent
             self.derate_pct = SENSOR_FAULT_DERATE_PCT
             return
+        self._t_good = t
+        self._s_bad = 0
         self.temp_c = t
         if self.fault in (NTC_OPEN, NTC_SHORT):
             self.fault = None

@@ -15,9 +15,11 @@ Why this shape:
   shade), at start, periodically, and when power falls suddenly.
 """
 
-SCAN = 1
-TRACK = 2
-FINE = 16  # fine duty units per PWM count
+from micropython import const
+
+SCAN = const(1)
+_TRACK = const(2)
+FINE = const(16)  # fine duty units per PWM count
 
 
 class Tracker:
@@ -27,7 +29,7 @@ class Tracker:
         self.step_min = step_min
         self.step_max = step_max
         self.scan_points = scan_points
-        self.mode = TRACK
+        self.mode = _TRACK
         self.duty = 0
         self.step = 4 * FINE
         self.dir = 1
@@ -58,7 +60,7 @@ class Tracker:
     def begin(self, duty):
         """Track from duty (after soft start)."""
         self.duty = duty
-        self.mode = TRACK
+        self.mode = _TRACK
         self.step = 4 * FINE
         self.dir = 1
         self._restart_cycle()
@@ -85,7 +87,7 @@ class Tracker:
         """The stage ran at another duty (a limit or protection held it): follow it, restart the cycle, and aim
         towards more power (up in duty) for when the limit lets go."""
         if self.mode == SCAN:
-            self.mode = TRACK
+            self.mode = _TRACK
         self.duty = duty
         self.dir = 1
         self.step = self.step_min

@@ -251,3 +251,14 @@ def test_saturating_values_still_encode(nvm):
     h2.decode(payload)
     rec = h2.days()[1]
     assert rec["peak_pv_mw"] == 0xFFFF * 100 and rec["v_max_mv"] == 0xFFFF
+
+
+def test_record_part_sizes_are_those_of_their_struct_formats():
+    """history.py keeps the sizes as constants (no names in RAM); they must follow the formats."""
+    import struct
+
+    assert hist._HEAD_SIZE == struct.calcsize(hist._HEAD)
+    assert hist._LIFE_SIZE == struct.calcsize(hist._LIFE)
+    assert hist._TODAY_SIZE == struct.calcsize(hist._TODAY)
+    assert hist._DAY_SIZE == struct.calcsize(hist._DAY)
+    assert hist.PAYLOAD_MAX <= hist.HISTORY_SLOT_SIZE - OVERHEAD

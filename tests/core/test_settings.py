@@ -56,11 +56,11 @@ def test_required_keys_defaults_and_ranges():
     }
     by_key = {e[0]: e for e in SCHEMA}
     for key, exp in expected.items():
-        _, kind, default, spec, unit, help_text = by_key[key]
+        _, kind, default, spec, unit = by_key[key]
         assert (kind, default) == exp[:2], key
         if kind == "int":
             assert spec == exp[2:], key
-        assert help_text, key
+        assert st.help_text(key), key
     assert by_key["battery_chem"][3] == ("lifepo4", "li_nmc", "lead_flooded", "lead_agm", "lead_gel", "custom")
     assert by_key["can_bitrate"][3] == (125000, 250000, 500000, 1000000)
     assert by_key["mode"][3] == ("buck", "boost")
@@ -70,7 +70,7 @@ def test_required_keys_defaults_and_ranges():
 
 def test_every_default_is_valid_and_every_bound_is_enforced(nvm):
     s, _ = make(nvm)
-    for key, kind, default, spec, unit, _ in SCHEMA:
+    for key, kind, default, spec, unit in SCHEMA:
         assert st.coerce(key, default) == default
         if kind == "int":
             lo, hi = spec
@@ -210,7 +210,7 @@ def test_save_and_load_round_trip(nvm, board):
 
 def test_largest_possible_record_fits_a_slot():
     worst = {}
-    for key, kind, default, spec, unit, _ in SCHEMA:
+    for key, kind, default, spec, unit in SCHEMA:
         if kind == "int":
             worst[key] = min(spec, key=lambda v: -len(str(v)))
         elif kind == "choice":
@@ -310,3 +310,15 @@ def test_env_reads_settings_toml_values(monkeypatch):
     assert st.env("CIRCUITPY_WIFI_SSID") == "solar-shed"
     assert st.env("CIRCUITPY_WIFI_PASSWORD") is None
     assert st.env("CIRCUITPY_WIFI_PASSWORD", "") == ""
+
+
+def test_every_setting_has_one_help_line_and_the_texts_are_not_kept_in_memory():
+    """The help texts live in fugu/settings_help.py (RAM): loaded for an answer, then dropped again."""
+    import sys
+
+    from fugu.settings_help import HELP
+
+    assert sorted(HELP) == sorted(st.KEYS)
+    assert all(HELP[k] and "\n" not in HELP[k] for k in st.KEYS)
+    assert st.help_text("mode") == HELP["mode"]
+    assert "fugu.settings_help" not in sys.modules

@@ -65,6 +65,26 @@ def test_manifest_names_the_extensions_the_firmware_knows():
     assert sorted(MANIFEST["extensions"]) == sorted(KNOWN)
 
 
+def test_support_modules_are_exactly_our_extension_modules_without_extension():
+    """Discovery does not import fugu.extensions.SUPPORT (names a module brings stay interned in RAM): those must be
+    the modules in extensions/ that define no EXTENSION, so no extension is skipped by mistake."""
+    sys.path.insert(0, os.path.join(ROOT, "lib"))
+    from fugu.extensions import KNOWN, SUPPORT
+
+    folder = os.path.join(ROOT, "extensions")
+    without = set()
+    for fn in os.listdir(folder):
+        if not fn.endswith(".py") or fn.startswith("_"):
+            continue
+        tree = ast.parse(open(os.path.join(folder, fn)).read())
+        names = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                 if isinstance(t, ast.Name)}
+        if "EXTENSION" not in names:
+            without.add(fn[:-3])
+    assert set(SUPPORT) == without
+    assert not set(SUPPORT) & set(KNOWN)
+
+
 @pytest.mark.parametrize("name", sorted(MANIFEST["extensions"]))
 def test_each_extension_needs_only_what_the_manifest_lists_for_it(name):
     files = _extension_files(name)

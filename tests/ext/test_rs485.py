@@ -510,7 +510,7 @@ def test_the_documented_map_is_the_firmware_map():
     by_key = {e[0]: e for e in SCHEMA}
     for row in holding:
         key, kind, unit, allowed = row[1], row[2], row[3], row[4]
-        _, skind, default, spec, sunit, _ = by_key[key]
+        _, skind, default, spec, sunit = by_key[key]
         assert unit == sunit, key
         if kind == "choice":
             assert allowed == ", ".join("%d = %s" % (i, c) for i, c in enumerate(spec)), key
