@@ -230,6 +230,11 @@ class SimRun:
         b.activate()
         wall0 = _wall.perf_counter()
         console = Console(self, self.echo)
+        # the firmware modules the host had before the run come back after it: a reset purges them (the next boot
+        # imports fresh ones), and host code holding the old ones (tests of the pure logic) must not then meet
+        # classes from a second copy (an exception class that is not the one it catches)
+        before = {k: m for k, m in sys.modules.items() if (getattr(m, "__file__", None) or "").startswith(
+            _FIRMWARE_DIRS)}
         old_stdout = sys.stdout
         try:
             while True:
@@ -240,7 +245,7 @@ class SimRun:
                     self._idle_until_end(b)
                 except SimReset as r:
                     self.resets.append({"t": round(b.clock.now_ns / 1e9, 3), "reason": r.reason})
-                    self._reset_mcu(b)
+                    self._reset_mcu(b, r.reason)
                     continue
                 except SimulationEnd:
                     break
@@ -257,20 +262,30 @@ class SimRun:
                         self._idle_until_end(b)
                     except SimReset as r:
                         self.resets.append({"t": round(b.clock.now_ns / 1e9, 3), "reason": r.reason})
-                        self._reset_mcu(b)
+                        self._reset_mcu(b, r.reason)
                         continue
                     except SimulationEnd:
                         break
         finally:
             sys.stdout = old_stdout
             b.deactivate()
+            if self.resets:
+                self._purge_firmware_modules()
+                sys.modules.update(before)
         self.wall_s = _wall.perf_counter() - wall0
         summary = self.summary()
         if self.out_dir:
             self.write_outputs(summary)
         return summary
 
-    def _reset_mcu(self, b):
+    # what microcontroller.cpu.reset_reason says after each kind of reset (CircuitPython's ResetReason names)
+    # (a reload restarts code.py without a reset: the reason stays what it was)
+    RESET_REASONS = (("watchdog", "WATCHDOG"), ("microcontroller.reset", "SOFTWARE"), ("power cut", "POWER_ON"),
+                     ("injected", "RESET_PIN"))
+
+    def _reset_mcu(self, b, reason=""):
+        if "supervisor.reload" not in reason:
+            b.reset_reason = next((rr for key, rr in self.RESET_REASONS if key in reason), "UNKNOWN")
         b.release_all_pins()
         b.watchdog.stop()
         self._purge_firmware_modules()

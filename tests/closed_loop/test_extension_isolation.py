@@ -86,3 +86,34 @@ def test_extensions_disabled_in_settings_are_not_started(simulate, drop_ins):
     assert "ext zz_raises: disabled in settings" in text
     assert "ext zz_blocks: disabled in settings" in text
     assert "ext zz_slow: started" in text
+
+
+HANGS = HEADER + (
+    "class Hangs(Extension):\n"
+    "    name = 'zz_hangs'\n"
+    "    def probe(self):\n        return True\n"
+    "    def tick(self, now_ms):\n        time.sleep(5.0)  # a driver waiting for ever on a dead bus\n\n\n"
+    "EXTENSION = Hangs\n")
+
+
+def test_an_extension_that_hangs_costs_one_watchdog_reset_and_the_core_runs_on_without_extensions(simulate,
+                                                                                                   tmp_path):
+    """No budget can interrupt a call that never returns: the hardware watchdog resets the board. After a watchdog
+    reset the firmware starts the core only (and says so), so a hanging extension does not turn into a reset
+    loop; the next power-on or reset tries the extensions again."""
+    import extensions
+
+    (tmp_path / "zz_hangs.py").write_text(HANGS)
+    extensions.__path__.append(str(tmp_path))
+    try:
+        r = _steady(simulate)
+    finally:
+        extensions.__path__.remove(str(tmp_path))
+        sys.modules.pop("extensions.zz_hangs", None)
+    assert [x["reason"] for x in r.summary["resets"]] == ["watchdog timeout"], r.summary["resets"]
+    t_reset = r.summary["resets"][0]["t"]
+    text = "\n".join(r.lines)
+    assert "ext zz_hangs: started" in text
+    assert "extensions: not started after a watchdog reset" in text
+    assert text.count("ext zz_hangs: started") == 1
+    assert r.tracking(t_reset + 15) > 0.99  # the core tracks again after the reset
