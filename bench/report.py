@@ -142,14 +142,29 @@ def load_results(path=RESULTS_PATH):
 
 
 def merge_results(old, new, rerun_cases):
-    """Keep old figures of the cases not re-run; replace the re-run ones."""
+    """Keep the old figures of the cases not re-run, and of the trackers not re-run (``--trackers ours`` keeps the
+    original's figures of the same cases); replace the re-run ones and recompute the ratios."""
     if not old:
         return new
-    figs = {k: v for k, v in old.get("figures", {}).items() if k.split(".", 1)[0] not in rerun_cases}
+    rerun_trackers = set(new.get("trackers") or C.TRACKERS)
+
+    def replaced(key):
+        case, rest = key.split(".", 1)
+        if case not in rerun_cases:
+            return False
+        last = rest.rsplit(".", 1)[-1]
+        return last not in C.TRACKERS or last in rerun_trackers
+
+    figs = {k: v for k, v in old.get("figures", {}).items() if not replaced(k)}
     figs.update(new["figures"])
+    for k in list(figs):  # ours / original of every figure both trackers have
+        if k.endswith("." + C.OURS) and k[:-len(C.OURS)] + C.ORIGINAL in figs and ".wall_s." not in k \
+                and ".control_rate_hz." not in k:
+            base = k[:-len(C.OURS) - 1]
+            figs[base + ".ratio"] = _ratio(figs[k], figs[base + "." + C.ORIGINAL])
     runs = {}
     for k, v in old.get("runs", {}).items():
-        if k.split(".", 1)[0] not in rerun_cases:
+        if not replaced(k):
             runs[k] = dict({"commit": old.get("commit"), "date": old.get("date")}, **v)  # stamped by its own run
     runs.update(new["runs"])
     merged = dict(new)
@@ -157,6 +172,7 @@ def merge_results(old, new, rerun_cases):
         if k not in new and k in old:
             merged[k] = old[k]
     merged["last_run_cases"] = list(new.get("cases", []))
+    merged["trackers"] = [t for t in C.TRACKERS if any(k.endswith("." + t) for k in runs)]
     merged["figures"] = dict(sorted(figs.items()))
     merged["runs"] = dict(sorted(runs.items()))
     merged["cases"] = [n for n in C.CASE_NAMES if n in {k.split(".", 1)[0] for k in figs}]
