@@ -147,30 +147,18 @@ class BoostStage(Stage):
         self.i_hv = -self.i_in
 
     # -- state machine -------------------------------------------------------------------------------------------
-    def step(self, now, running_ok):
-        running = self.state == RUN or self.state == START
+    def _check(self, now, running):
+        """The buck's table with the currents turned round: OC_IN = high-side current, OC_OUT = battery discharge,
+        PV_SHORT = high side shorted; REVERSE (current into the battery) is HV_SOURCE here, with its own debounce."""
         i_hv = self.i_hv
-        # the buck's table with the currents turned round: OC_IN = high-side current, OC_OUT = battery discharge,
-        # PV_SHORT = high side shorted; REVERSE (current into the battery) is HV_SOURCE here, with its own debounce
         code = self.prot.check(self.v_in, i_hv if i_hv > 0 else 0, self.v_out,
                                self.i_bat if self.has_iout else None, running)
         if code is None and running:
             code = self._boost_check(now)
-        if code is not None:
-            if self.state != FAULT or code != self.fault:
-                if code == P.BAT_ABSENT and self.state == IDLE and self.fault == P.BAT_ABSENT:
-                    return
-                self.trip(code, now)
-            return
-        st = self.state
-        if st == IDLE:
-            self._idle(now, running_ok)
-        elif st == FAULT:
-            self._recover(now)
-        elif not running_ok:
-            self.stop(now, backoff=False)
-        else:
-            self._run(now)
+        return code
+
+    def _may_run(self):
+        return True  # the charger's "battery full" is no reason to stop discharging into the load
 
     def trip(self, code, now):
         Stage.trip(self, code, now)

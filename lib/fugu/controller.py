@@ -33,6 +33,16 @@ _SAVE_AFTER_MS = const(5000)  # a settings change is saved once no further chang
 _SAVE_FORCE_MS = const(60000)  # ... and at the latest this long after it, stopping the converter briefly if it runs
 
 
+def _share_of(total, used, n_on):
+    """A stage's part of `total`: what the others do not use, never less than an equal share of the n_on running
+    stages; 1 when the total is 0 (nothing allowed: the stage is stopped by `allowed` as well)."""
+    if total <= 0:
+        return 1
+    rest = total - used
+    fair = total // n_on
+    return rest if rest > fair else fair
+
+
 class Controller:
     def __init__(self, hw, settings, charger, energy, history, thermal, log=print, telemetry=None,
                  extensions=None):
@@ -158,20 +168,8 @@ class Controller:
                 p_used += o.p_in_mw
                 n_on += 1
         lim = st.limits
-        total = self._i_total_ma
-        if total > 0:
-            rest = total - i_used
-            fair = total // n_on
-            lim.i_out_ma = rest if rest > fair else fair
-        else:
-            lim.i_out_ma = 1  # the charger allows no current (the stage is stopped by `allowed` as well)
-        total = self._p_total_mw
-        if total > 0:
-            rest = total - p_used
-            fair = total // n_on
-            lim.p_in_mw = rest if rest > fair else fair
-        else:
-            lim.p_in_mw = 1
+        lim.i_out_ma = _share_of(self._i_total_ma, i_used, n_on)
+        lim.p_in_mw = _share_of(self._p_total_mw, p_used, n_on)
 
     def _report(self, st, code, now):
         self.faults_seen += 1

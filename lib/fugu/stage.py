@@ -213,8 +213,7 @@ class Stage:
     def step(self, now, running_ok):
         """One control period after read(). running_ok: no global condition (temperature, charger) forbids
         switching."""
-        running = self.state == RUN or self.state == START
-        code = self.prot.check(self.v_in, self.i_in, self.v_out, self.i_out if self.has_iout else None, running)
+        code = self._check(now, self.state == RUN or self.state == START)
         if code is not None:
             if self.state != FAULT or code != self.fault:
                 if code == P.BAT_ABSENT and self.state == IDLE and self.fault == P.BAT_ABSENT:
@@ -226,13 +225,19 @@ class Stage:
             self._idle(now, running_ok)
         elif st == FAULT:
             self._recover(now)
-        elif not running_ok or not self.allowed:
-            # a global condition (temperature) or the charger (battery full / too cold / too hot, no cell count)
-            # says stop: stop now, not by pulling the current to nothing through a limit (that looks like a lost
-            # panel to the collapse detection)
+        elif not (running_ok and self._may_run()):
             self.stop(now, backoff=False)
         else:
             self._run(now)
+
+    def _check(self, now, running):
+        """The protection table's verdict on this step's readings (a code, or None)."""
+        return self.prot.check(self.v_in, self.i_in, self.v_out, self.i_out if self.has_iout else None, running)
+
+    def _may_run(self):
+        """The charger (battery full / too cold / too hot, no cell count) says stop: stop now, not by pulling the
+        current to nothing through a limit (that looks like a lost panel to the collapse detection)."""
+        return self.allowed
 
     def _idle(self, now, running_ok):
         self._zero_track()
