@@ -28,7 +28,7 @@ BOARD = {
         "led": "IO47",
         "sda": "IO8",
         "scl": "IO9",
-        "buttons": ("IO38", "IO39", "IO40", "IO41"),
+        "buttons": ("IO38", "IO39", "IO40"),
     },
     "i2c_hz": 400000,
     "adc": {"type": "ADS1115", "address": 0x48, "pga_v": 2.048},
@@ -44,6 +44,12 @@ BOARD = {
     "breakout": {"sck": "IO15", "mosi": "IO16", "miso": "IO17", "sd_cs": "IO18", "can_cs": "IO10", "can_int": "IO7",
                  "can_tx": "IO42", "can_rx": "IO48",
                  "uart_tx": "IO4", "uart_rx": "IO5", "rs485_de": "IO6", "button": "IO38"},
+    # hardware output over-voltage protection (a battery disconnected at full power charges the output capacitor
+    # faster than any control step can see): a comparator (TLV3201, push-pull into a diode-OR on the IR2104 SD line
+    # and an open-drain copy to fault_pin, pulled up) between the output through its own divider and a reference
+    # the firmware sets with a filtered PWM (ref_pin, 10 kOhm + 1 uF) to the BAT_OV threshold; ~1 us to SD low.
+    "ovp": {"ref_pin": "IO2", "fault_pin": "IO41", "r_top_ohm": 47000, "r_bottom_ohm": 2000, "v_ref_full_v": 3.3,
+            "f_ref_hz": 20000},
     "ntc": {"r25_ohm": 10000, "beta_k": 3435, "r_fixed_ohm": 10000, "v_ref_v": 3.3, "to_ground": False},
     "power_stage": {
         "f_pwm_hz": 39000,

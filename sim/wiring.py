@@ -58,8 +58,16 @@ class _Gate:
             self.stage.duty = 0.0
 
     def on_enable(self, pin, kind, value):
-        self.stage.enabled = bool(value) if kind == "digital" else False
-        self.stage.h_next = 1e-6
+        st = self.stage
+        st.enable_cmd = bool(value) if kind == "digital" else False
+        st.enabled = st.enable_cmd and not st.ovp_tripped
+        st.h_next = 1e-6
+
+    def on_ovp_ref(self, pin, kind, value, k_div=1.0, v_full=3.3):
+        """The OVP comparator's reference: the firmware's PWM through an RC filter (its mean), against the output
+        node through the comparator's divider k_div."""
+        duty = value[0] if kind == "pwm" else 0.0
+        self.stage.ovp_v_trip = max(duty * v_full / k_div, 1e-3)
 
     def on_backflow(self, pin, kind, value):
         self.backflow_cmd = bool(value) if kind == "digital" else False
@@ -169,6 +177,14 @@ class FuguSim:
             self.board.listen(cp["enable"], gate.on_enable)
             self.board.listen(cp["backflow"], gate.on_backflow)
             self.gates.append(gate)
+        ovp = config.get("ovp")
+        if ovp:  # the output over-voltage comparator (single-stage boards): its reference from the firmware's PWM,
+            # its open-drain output on SD (in the power stage model) and on a GPIO (high = no fault, pulled up)
+            k_div = ovp["r_bottom_ohm"] / (ovp["r_top_ohm"] + ovp["r_bottom_ohm"])
+            gate0 = self.gates[0]
+            st0 = self.stages[0]
+            self.board.listen(ovp["ref_pin"], lambda pin, kind, value: gate0.on_ovp_ref(pin, kind, value, k_div))
+            self.board.set_input(ovp["fault_pin"], source=lambda: not st0.ovp_tripped)
         self.frontends = self.frontends_ch[0]
         self.adc_inputs = self.adc_inputs_ch[0]
         self.adc = self.adcs[0]

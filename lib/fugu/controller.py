@@ -218,6 +218,8 @@ class Controller:
             self._share(st)
             st.allowed = ch.i_limit_ma > 0 and ch.v_target_mv > 0
             st.prot.set_charge_target(ch.v_target_mv)
+            if hw.ovp is not None:
+                hw.ovp.set_trip_mv(st.prot.v_bat_ov_mv)  # the hardware comparator at the same threshold
             if self.boost:
                 st.set_battery(ch.profile, ch.cells)
         # the history gets the mean powers over this interval, from the exact energy totals

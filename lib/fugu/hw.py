@@ -86,6 +86,12 @@ class Hardware:
                                    self.ratings["i_out_max_ma"], self.ratings["v_out_max_mv"])
             self.stages.append(stage_cls(ch["index"], adc, ch["sense"], gate, prot, cal, log))
         self.adc_kind = self.stages[0].adc.kind
+        self.ovp = None  # the output over-voltage comparator, on boards that have one (fugu/ovp.py)
+        if "ovp" in cfg:
+            from fugu.ovp import Ovp
+
+            self.ovp = Ovp(cfg["ovp"], mods["pwmio"], self._dio, pin)
+            self.stages[0].ovp_fault = self.ovp.fault
         # NTC on the MCU's ADC (slow reads: once a second)
         self.ntc_cfg = cfg["ntc"]
         self._ntc = mods["analogio"].AnalogIn(pin(pins["ntc"]))

@@ -107,6 +107,7 @@ class Stage:
         self._zero_acc_o = 0
         self._stuck = 0
         self._same = 0
+        self.ovp_fault = None  # the OVP comparator's fault input (low = fired), on boards that have one
         self.limited = False
         self._t_lim = 0  # when a limit last bound (ms)
         self._t_floor = -1  # since when a limit has wanted less than the duty floor (-1: it does not)
@@ -231,7 +232,11 @@ class Stage:
             self._run(now)
 
     def _check(self, now, running):
-        """The protection table's verdict on this step's readings (a code, or None)."""
+        """The protection table's verdict on this step's readings (a code, or None); a hardware over-voltage
+        comparator that fired (it has already stopped the bridge) is BAT_OV."""
+        f = self.ovp_fault
+        if f is not None and not f.value and running:
+            return P.BAT_OV
         return self.prot.check(self.v_in, self.i_in, self.v_out, self.i_out if self.has_iout else None, running)
 
     def _may_run(self):

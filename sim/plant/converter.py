@@ -88,7 +88,14 @@ class PowerStage:
         # inputs
         self.duty = 0.0  # effective PWM duty at the IR2104 IN pin (0..1)
         self.f_sw_hz = 39000.0
-        self.enabled = False  # IR2104 SD pin
+        self.enabled = False  # IR2104 SD pin as the bridge sees it: the firmware's command AND the OVP comparator
+        self.enable_cmd = False  # what the firmware drives on SD
+        # hardware output over-voltage comparator (boards with "ovp"): above ovp_v_trip at the output node it pulls
+        # SD low within a microsecond, releases ovp_hyst_v below; 0 = not fitted
+        self.ovp_v_trip = 0.0
+        self.ovp_hyst_v = 0.5
+        self.ovp_tripped = False
+        self.ovp_trips = 0
         self.backflow_on = False
         # sources/sinks, set per step by the plant:
         self.pv_current = None  # callable(v_terminal) -> (i, di/dv): PV (plus any terminal short), None = disconnected
@@ -282,6 +289,8 @@ class PowerStage:
         x0 = (self.vc, self.il, self.vo)
         d0 = self._derivs(x0, fr, blocked)
         h = min(h_max, self.h_next)
+        if self.ovp_v_trip and self.vo > 0.95 * self.ovp_v_trip:
+            h = min(h, 2e-5)  # near the comparator's threshold: fine steps, so it trips where the chip would
         p = self.p
         while True:
             x1, ok = self._newton(x0, h, fr, blocked)
@@ -309,7 +318,21 @@ class PowerStage:
         self.vc, self.il, self.vo = vc, il, vo
         self._update_outputs(fr, h)
         self._update_bootstrap(fr, h)
+        if self.ovp_v_trip:
+            self._ovp(vo)
         return h
+
+    def _ovp(self, vo):
+        if vo > self.ovp_v_trip:
+            if not self.ovp_tripped:
+                self.ovp_tripped = True
+                self.ovp_trips += 1
+                self.enabled = False
+                self.h_next = 1e-6
+        elif self.ovp_tripped and vo < self.ovp_v_trip - self.ovp_hyst_v:
+            self.ovp_tripped = False
+            self.enabled = self.enable_cmd
+            self.h_next = 1e-6
 
     def _update_outputs(self, fr, h):
         p = self.p
