@@ -134,6 +134,8 @@ class Probed:
         self.rows = [dict(zip(self.run.csv_header, r)) for r in self.run.rows]
         self.lines = self.run.fw_lines
         self.faults = [f["code"] for f in self.summary["faults"]]
+        # the gate driver's promise, checked in every closed-loop run (faults and protections included)
+        assert self.summary["bootstrap_violations"] == 0, (name, self.summary["bootstrap_violations"])
 
     def fault_times(self, code):
         return [f["t"] for f in self.summary["faults"] if f["code"] == code]

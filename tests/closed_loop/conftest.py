@@ -36,6 +36,9 @@ def simulate():
         ov = {k.replace("__", "."): v for k, v in overrides.items()}
         sc = load_scenario(os.path.join(ROOT, "scenarios", name + ".toml"), ov)
         run = SimRun(sc, echo=False, status_every_s=0)
-        return Result(run, run.run())
+        r = Result(run, run.run())
+        # the gate driver's promise, checked in every closed-loop run (faults and protections included)
+        assert r.summary["bootstrap_violations"] == 0, (name, r.summary["bootstrap_violations"])
+        return r
 
     return _run

@@ -139,6 +139,7 @@ class BoostRun:
         self.summary = self.run.run()
         self.rows = [dict(zip(self.run.csv_header, r)) for r in self.run.rows]
         self.faults = [f["code"] for f in self.summary["faults"]]
+        assert self.summary["bootstrap_violations"] == 0  # the gate driver's promise, in every run
 
     def between(self, t0, t1):
         return [s for s in self.samples if t0 <= s.t < t1]
