@@ -48,6 +48,9 @@ BOARD = {
     # faster than any control step can see): a comparator (TLV3201, push-pull into a diode-OR on the IR2104 SD line
     # and an open-drain copy to fault_pin, pulled up) between the output through its own divider and a reference
     # the firmware sets with a filtered PWM (ref_pin, 10 kOhm + 1 uF) to the BAT_OV threshold; ~1 us to SD low.
+    # the backflow MOSFET is driven by an ideal-diode controller (LM74700-Q1 class) whose enable is the backflow
+    # pin: reverse current turns it off within ~1 us (a bolted short at the PV terminals while running)
+    "backflow_ideal_diode": True,
     "ovp": {"ref_pin": "IO2", "fault_pin": "IO41", "r_top_ohm": 47000, "r_bottom_ohm": 2000, "v_ref_full_v": 3.3,
             "f_ref_hz": 20000},
     "ntc": {"r25_ohm": 10000, "beta_k": 3435, "r_fixed_ohm": 10000, "v_ref_v": 3.3, "to_ground": False},

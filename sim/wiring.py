@@ -70,13 +70,15 @@ class _Gate:
         self.stage.ovp_v_trip = max(duty * v_full / k_div, 1e-3)
 
     def on_backflow(self, pin, kind, value):
-        self.backflow_cmd = bool(value) if kind == "digital" else False
-        self.stage.backflow_on = self.backflow_cmd or self.backflow_shorted
+        st = self.stage
+        self.backflow_cmd = st.backflow_cmd = bool(value) if kind == "digital" else False
+        st.backflow_on = (self.backflow_cmd and not st.id_blocked) or self.backflow_shorted
 
     def set_backflow_shorted(self, shorted):
-        self.backflow_shorted = shorted
-        self.stage.backflow_on = self.backflow_cmd or shorted
-        self.stage.h_next = 1e-6
+        st = self.stage
+        self.backflow_shorted = st.backflow_shorted = shorted
+        st.backflow_on = (self.backflow_cmd and not st.id_blocked) or shorted
+        st.h_next = 1e-6
 
 
 class _EspAdcPin:
@@ -177,6 +179,8 @@ class FuguSim:
             self.board.listen(cp["enable"], gate.on_enable)
             self.board.listen(cp["backflow"], gate.on_backflow)
             self.gates.append(gate)
+        for st in self.stages:
+            st.ideal_diode = bool(config.get("backflow_ideal_diode", False))
         ovp = config.get("ovp")
         if ovp:  # the output over-voltage comparator (single-stage boards): its reference from the firmware's PWM,
             # its open-drain output on SD (in the power stage model) and on a GPIO (high = no fault, pulled up)

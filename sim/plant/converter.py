@@ -76,6 +76,9 @@ class PowerStageParams:
 TOL_SCALE = 1.0
 
 
+IDEAL_DIODE_TRIP_A = 0.5  # reverse current that turns an ideal-diode controller's MOSFET off (LM74700-class: ~us)
+
+
 class PowerStage:
     """Inputs are set by the plant (gate pins, PV and battery Thevenin models); ``step(h)`` integrates."""
 
@@ -92,11 +95,18 @@ class PowerStage:
         self.enable_cmd = False  # what the firmware drives on SD
         # hardware output over-voltage comparator (boards with "ovp"): above ovp_v_trip at the output node it pulls
         # SD low within a microsecond, releases ovp_hyst_v below; 0 = not fitted
+        # an ideal-diode controller on the backflow MOSFET (boards with "backflow_ideal_diode"): it turns the FET
+        # off within a microsecond when current flows back into the PV side, on again once current flows forward
+        # (through the body diode meanwhile); the firmware's gate command only enables it
+        self.ideal_diode = False
+        self.backflow_cmd = False
+        self.id_blocked = False
         self.ovp_v_trip = 0.0
         self.ovp_hyst_v = 0.5
         self.ovp_tripped = False
         self.ovp_trips = 0
         self.backflow_on = False
+        self.backflow_shorted = False  # fault: the MOSFET failed short (conducts whatever its gate or controller)
         # sources/sinks, set per step by the plant:
         self.pv_current = None  # callable(v_terminal) -> (i, di/dv): PV (plus any terminal short), None = disconnected
         self.bat_e_v = 0.0
@@ -320,7 +330,19 @@ class PowerStage:
         self._update_bootstrap(fr, h)
         if self.ovp_v_trip:
             self._ovp(vo)
+        if self.ideal_diode:
+            self._ideal_diode()
         return h
+
+    def _ideal_diode(self):
+        if self.backflow_on and not self.id_blocked and self.i_pv < -IDEAL_DIODE_TRIP_A:
+            self.id_blocked = True
+            self.backflow_on = self.backflow_shorted
+            self.h_next = 1e-7
+        elif self.id_blocked and self.i_pv > IDEAL_DIODE_TRIP_A:  # forward again (through the body diode)
+            self.id_blocked = False
+            self.backflow_on = self.backflow_cmd or self.backflow_shorted
+            self.h_next = 1e-6
 
     def _ovp(self, vo):
         if vo > self.ovp_v_trip:

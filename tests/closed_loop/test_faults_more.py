@@ -163,9 +163,25 @@ def test_a_pv_short_is_detected_in_one_step_and_the_stage_stays_off(pv_short_har
     "saturation) until the next control step; when the stage stops, that energy lands in the input capacitor: "
     "measured 233 V on the input node. Firmware (within a step, 4.9 ms here) cannot bound it: an ideal-diode "
     "controller on the backflow MOSFET (turn-off < 1 us on reverse current) or a cycle-by-cycle current limit "
-    "is needed"))
+    "is needed (fugu_s3 has the ideal-diode controller: the next test)"))
 def test_a_pv_short_does_not_overvolt_the_input_node(pv_short_hard):
     assert pv_short_hard.summary["max_pv_v"] <= 80.0, pv_short_hard.summary["max_pv_v"]
+
+
+def test_with_an_ideal_diode_controller_a_bolted_pv_short_leaves_the_input_node_safe():
+    """fugu_s3 drives its backflow MOSFET through an ideal-diode controller: the reverse current a bolted short
+    draws turns it off within a microsecond, so the input node keeps its charge (it never sees more than the
+    array's open circuit), the inductor never runs away, and the stage is back once the short is cleared."""
+    r = Probed("reverse_current", scenario__duration_s=45, board__config="fugu_s3",
+               faults=[{"t_s": 25.0, "kind": "pv_short"}, {"t_s": 32.0, "kind": "pv_short_clear"}])
+    assert r.summary["max_pv_v"] <= 80.0, r.summary["max_pv_v"]  # measured 70.8 V: the idle open circuit
+    assert r.summary["max_inductor_a"] < 40.0, r.summary["max_inductor_a"]  # measured 23.8 A (fugu_v1: 870 A)
+    assert r.faults and r.faults[0] in ("PV_LOST", "PV_SHORT"), r.faults  # to the stage the array is gone
+    # to the stage the array just went away (its input capacitor keeps the charge): the PV-lost path stops it
+    # after the collapse scan and 3 s of no current
+    assert all(row["driver_on"] == 0 for row in r.window(29.5, 32)), [x["driver_on"] for x in r.window(26, 32)]
+    back = [row for row in r.window(33) if row["driver_on"]]
+    assert back and back[-1]["pv_w"] > 300.0, back
 
 
 def test_a_partial_pv_short_trips_in_one_step_and_the_stage_restarts_once_it_is_cleared():
