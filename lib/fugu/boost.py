@@ -42,7 +42,7 @@ BAT_OV, BAT_ABSENT and SENSOR as in buck mode.
 
 from fugu import protection as P
 from fugu.sensors import ticks_diff
-from fugu.stage import BACKOFF_MAX_MS, FAULT, IDLE, RUN, START, START_HOLD_MS, Stage
+from fugu.stage import BACKOFF_MAX_MS, FAULT, IDLE, RUN, START, Stage
 
 BAT_UV = "BAT_UV"
 HV_SOURCE = "HV_SOURCE"
@@ -209,13 +209,7 @@ class BoostStage(Stage):
             self._why_said = True
             self.log("BOOST ch=%d waiting: %s (target %d mV, battery %d mV)" % (self.index, why, vt, v_out))
         ok = (running_ok and why is None and v_out >= self.v_cut_mv + self._hyst_mv and v_in < vt - START_MARGIN_MV)
-        if not ok:
-            self._t_ok = 0
-            return
-        if self._t_ok == 0:
-            self._t_ok = now
-            return
-        if ticks_diff(now, self._t_ok) < START_HOLD_MS or ticks_diff(now, self._t_next_start) < 0:
+        if not self._start_due(now, ok):
             return
         self._readable()  # the zero point moved while idle
         # the equilibrium duty for the high side's present voltage (rounded down: the stage pushes a little

@@ -257,13 +257,7 @@ class Stage:
               and v_in < self.v_in_max_mv and self.gate.counts(v_out, v_in) < self.gate.d_max * 9 // 10)
         if ok and self._v_dusk_mv >= 0:
             ok = self._dawn(now, v_in)
-        if not ok:
-            self._t_ok = 0
-            return
-        if self._t_ok == 0:
-            self._t_ok = now
-            return
-        if ticks_diff(now, self._t_ok) < START_HOLD_MS or ticks_diff(now, self._t_next_start) < 0:
+        if not self._start_due(now, ok):
             return
         self._v_dusk_mv = -1
         # soft start from the predicted duty: V_out / V_in gives (almost) no current step
@@ -276,6 +270,16 @@ class Stage:
         self._n_fwd = 0
         self._n_low = 0
         self._collapsed = False
+
+    def _start_due(self, now, ok):
+        """True once the start conditions `ok` have held START_HOLD_MS and no back-off is pending."""
+        if not ok:
+            self._t_ok = 0
+            return False
+        if self._t_ok == 0:
+            self._t_ok = now
+            return False
+        return ticks_diff(now, self._t_ok) >= START_HOLD_MS and ticks_diff(now, self._t_next_start) >= 0
 
     def _dawn(self, now, v_in):
         """After a low-power stop (dusk, a thick cloud): the panel's open-circuit voltage over the first
