@@ -299,8 +299,12 @@ class PowerStage:
         x0 = (self.vc, self.il, self.vo)
         d0 = self._derivs(x0, fr, blocked)
         h = min(h_max, self.h_next)
-        if self.ovp_v_trip and self.vo > 0.95 * self.ovp_v_trip:
-            h = min(h, 2e-5)  # near the comparator's threshold: fine steps, so it trips where the chip would
+        if self.ovp_v_trip and not self.ovp_tripped and d0[2] > 0.0:
+            # the output rising towards the comparator's threshold: no step past the crossing (the chip trips
+            # there); a battery resting just below it costs nothing
+            h_cross = (self.ovp_v_trip - self.vo) / d0[2]
+            if h_cross < h:
+                h = h_cross if h_cross > 2e-6 else 2e-6
         p = self.p
         while True:
             x1, ok = self._newton(x0, h, fr, blocked)
