@@ -266,11 +266,7 @@ class BoostStage(Stage):
     def _run(self, now):
         g = self.gate
         if self.state == START:
-            self._start_steps += 1
-            if self._start_steps == 2:
-                g.restore_frequency()
-            if self._start_steps >= 3:
-                self.state = RUN
+            if self._started():
                 self._t_prev = now
             return
         dt = ticks_diff(now, self._t_prev)

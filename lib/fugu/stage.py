@@ -271,6 +271,17 @@ class Stage:
         self._n_low = 0
         self._collapsed = False
 
+    def _started(self):
+        """One step of the soft start: the switching frequency back from the precharge one after a step, RUN after
+        two more; True at the step that enters RUN."""
+        self._start_steps += 1
+        if self._start_steps == 2:
+            self.gate.restore_frequency()
+        if self._start_steps >= 3:
+            self.state = RUN
+            return True
+        return False
+
     def _start_due(self, now, ok):
         """True once the start conditions `ok` have held START_HOLD_MS and no back-off is pending."""
         if not ok:
@@ -344,11 +355,7 @@ class Stage:
             return
         tr = self.tracker
         if self.state == START:
-            self._start_steps += 1
-            if self._start_steps == 2:
-                g.restore_frequency()
-            if self._start_steps >= 3:
-                self.state = RUN
+            if self._started():
                 self._t_scan = now
                 if not tr.start_scan(d_lo, d_hi, self.v_oc_mv):
                     tr.begin(self.duty_f)
