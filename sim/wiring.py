@@ -46,8 +46,6 @@ class _Gate:
 
     def __init__(self, stage):
         self.stage = stage
-        self.backflow_cmd = False  # what the firmware drives on the backflow MOSFET's gate
-        self.backflow_shorted = False  # fault backflow_short: the MOSFET failed short, it conducts whatever its gate
 
     def on_pwm(self, pin, kind, value):
         if kind == "pwm":
@@ -60,7 +58,7 @@ class _Gate:
     def on_enable(self, pin, kind, value):
         st = self.stage
         st.enable_cmd = bool(value) if kind == "digital" else False
-        st.enabled = st.enable_cmd and not st.ovp_tripped
+        st.refresh_enable()
         st.h_next = 1e-6
 
     def on_ovp_ref(self, pin, kind, value, k_div=1.0, v_full=3.3):
@@ -71,13 +69,14 @@ class _Gate:
 
     def on_backflow(self, pin, kind, value):
         st = self.stage
-        self.backflow_cmd = st.backflow_cmd = bool(value) if kind == "digital" else False
-        st.backflow_on = (self.backflow_cmd and not st.id_blocked) or self.backflow_shorted
+        st.backflow_cmd = bool(value) if kind == "digital" else False
+        st.refresh_backflow()
 
     def set_backflow_shorted(self, shorted):
+        """Fault backflow_short: the MOSFET failed short, it conducts whatever its gate."""
         st = self.stage
-        self.backflow_shorted = st.backflow_shorted = shorted
-        st.backflow_on = (self.backflow_cmd and not st.id_blocked) or shorted
+        st.backflow_shorted = shorted
+        st.refresh_backflow()
         st.h_next = 1e-6
 
 

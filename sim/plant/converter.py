@@ -338,26 +338,35 @@ class PowerStage:
             self._ideal_diode()
         return h
 
+    def refresh_backflow(self):
+        """The backflow MOSFET as it conducts: the firmware's command unless the ideal-diode controller blocks it,
+        and always when it failed short."""
+        self.backflow_on = (self.backflow_cmd and not self.id_blocked) or self.backflow_shorted
+
     def _ideal_diode(self):
         if self.backflow_on and not self.id_blocked and self.i_pv < -IDEAL_DIODE_TRIP_A:
             self.id_blocked = True
-            self.backflow_on = self.backflow_shorted
+            self.refresh_backflow()
             self.h_next = 1e-7
         elif self.id_blocked and self.i_pv > IDEAL_DIODE_TRIP_A:  # forward again (through the body diode)
             self.id_blocked = False
-            self.backflow_on = self.backflow_cmd or self.backflow_shorted
+            self.refresh_backflow()
             self.h_next = 1e-6
+
+    def refresh_enable(self):
+        """The IR2104's SD line as the bridge sees it: the firmware's command AND the OVP comparator."""
+        self.enabled = self.enable_cmd and not self.ovp_tripped
 
     def _ovp(self, vo):
         if vo > self.ovp_v_trip:
             if not self.ovp_tripped:
                 self.ovp_tripped = True
                 self.ovp_trips += 1
-                self.enabled = False
+                self.refresh_enable()
                 self.h_next = 1e-6
         elif self.ovp_tripped and vo < self.ovp_v_trip - self.ovp_hyst_v:
             self.ovp_tripped = False
-            self.enabled = self.enable_cmd
+            self.refresh_enable()
             self.h_next = 1e-6
 
     def _update_outputs(self, fr, h):
