@@ -20,6 +20,12 @@ except ImportError:  # MicroPython without supervisor: close enough for timeouts
     def ticks_ms():  # type: () -> int
         return time.monotonic_ns() // 1000000
 
+try:
+    from microcontroller import delay_us
+except ImportError:  # MicroPython: no busy-wait for the sub-millisecond rest; the RDY poll covers it
+    def delay_us(delay):  # type: (int) -> None
+        pass
+
 _TICKS_MASK = const((1 << 29) - 1)
 
 # ADS1x15 / TLA202x registers (pointer values) and config register fields
@@ -76,6 +82,11 @@ class _AdsBase:
         self.conv_us = conv_us
         # time.sleep has millisecond granularity on CircuitPython: sleep the whole ms of a conversion, poll the rest
         self._sleep_s = (conv_us // 1000) / 1000
+        # ... then (with a RDY pin) busy-wait most of the rest in one call and poll the pin for what is left. How long
+        # the busy-wait may be is learnt: the conversion starts somewhere inside the start() transaction, and the
+        # chip's clock is +-10 %; shortened when the pin was already low, lengthened while it needs many polls
+        self._rest_max_us = conv_us % 1000
+        self._rest_us = self._rest_max_us // 2
         self.timeout_ms = 2 + (3 * conv_us) // 1000
         self.uv_per_count = pga_v * 1e6 / (self.counts_full + 1)
         self.transactions = 0
@@ -96,9 +107,18 @@ class _AdsBase:
         if self._sleep_s:
             time.sleep(self._sleep_s)  # let the CPU (USB, BLE, Wi-Fi tasks) have the whole milliseconds
         if rdy is not None:
+            rest = self._rest_us
+            if rest:
+                delay_us(rest)
+            n = 0
             while rdy.value:  # active low: high while converting
+                n += 1
                 if ticks_diff(ticks_ms(), t0) > self.timeout_ms:
                     raise SensorError("ADC: no conversion-ready signal")
+            if n == 0:
+                self._rest_us = rest - 8 if rest > 8 else 0
+            elif n > 2 and rest < self._rest_max_us:
+                self._rest_us = rest + 2
             return
         b = self._rbuf
         while True:

@@ -129,6 +129,9 @@ class PowerStage:
         self._r_hs = self.p.r_hs_ohm
         self._switching = False
         self._cycle_acc = 0.0
+        self._g_carry = None  # g(x) and its Jacobian at the end of the last step (see step())
+        self._g_key = None
+        self._g_x = None
 
     # ------------------------------------------------------------------------------------------------------
     def fractions(self):
@@ -207,18 +210,16 @@ class PowerStage:
         return i, di
 
     # ------------------------------------------------------------------------------------------------------
-    def _residual(self, x, x0, h, f_hs, f_ls, switching, blocked):
-        """Backward-Euler residuals F(x) and the tridiagonal Jacobian (a, b, c per row)."""
+    def _static(self, x, f_hs, f_ls, switching, blocked):
+        """The state-dependent part g(x) of the model M dx/dt = -g(x), M = diag(C_in, L, C_out), and its Jacobian
+        (tridiagonal: (b1, c1), (a2, b2, c2), (a3, b3)). Blocked (driver off, no diode forward-biased): the inductor
+        row is the constraint il = 0 (g2 = il, no dynamics)."""
         p = self.p
         vc, il, vo = x
         ipv, dipv, _ = self._pv_branch(vc)
         iout, diout = self._out_current(vo)
         if blocked:
-            # discontinuous: inductor current held at zero, both diodes off
-            f1 = p.c_in_f * (vc - x0[0]) / h - ipv
-            f2 = il
-            f3 = p.c_out_f * (vo - x0[2]) / h + iout
-            return (f1, f2, f3), ((p.c_in_f / h - dipv, 0.0), (0.0, 1.0, 0.0), (0.0, p.c_out_f / h + diout))
+            return (-ipv, il, iout), ((-dipv, 0.0), (0.0, 1.0, 0.0), (0.0, diout))
         f_off = 1.0 - f_hs - f_ls
         if switching:
             s, ds = _smooth_sign_frac(il, p.i_eps_a)
@@ -237,13 +238,8 @@ class PowerStage:
         dia = il / (ia + p.i_eps_a)
         isw = f_hs * il + f_off * (1.0 - s) * il + 0.5 * ksw * ia
         disw_dil = f_hs + f_off * ((1.0 - s) - ds * il) + 0.5 * ksw * dia
-        f1 = p.c_in_f * (vc - x0[0]) / h - ipv + isw
-        f2 = p.l_h * (il - x0[1]) / h - (vsw - vo - il * p.r_l_ohm)
-        f3 = p.c_out_f * (vo - x0[2]) / h - il + iout
-        row1 = (p.c_in_f / h - dipv, disw_dil)
-        row2 = (-dvsw_dvc, p.l_h / h - dvsw_dil + p.r_l_ohm, 1.0)
-        row3 = (-1.0, p.c_out_f / h + diout)
-        return (f1, f2, f3), (row1, row2, row3)
+        g = (isw - ipv, il * p.r_l_ohm + vo - vsw, iout - il)
+        return g, ((-dipv, disw_dil), (-dvsw_dvc, p.r_l_ohm - dvsw_dil, 1.0), (-1.0, diout))
 
     @staticmethod
     def _solve3(jac, f):
@@ -262,24 +258,39 @@ class PowerStage:
         dx3 = (f3 - a3 * dx2) / b3
         return dx1, dx2, dx3
 
-    def _newton(self, x0, h, fr, blocked):
+    def _newton(self, x0, h, fr, blocked, g0, fresh):
+        """Backward Euler: solve M (x - x0) / h + g(x) = 0. The first iteration uses g0 (g and its Jacobian at x0,
+        possibly carried over from the previous step: then it may not end the iteration, ``fresh`` False); returns
+        (x, converged, the last g evaluated: at a point within the tolerance of x)."""
         f_hs, f_ls, switching = fr
-        x = list(x0)
+        p = self.p
+        m1 = p.c_in_f / h
+        m2 = 0.0 if blocked else p.l_h / h
+        m3 = p.c_out_f / h
+        x0c, x0l, x0o = x0
+        xc, xl, xo = x0
+        gj = g0
         for it in range(12):
-            f, jac = self._residual(x, x0, h, f_hs, f_ls, switching, blocked)
-            dx = self._solve3(jac, f)
-            x[0] -= dx[0]
-            x[1] -= dx[1]
-            x[2] -= dx[2]
-            if abs(dx[0]) < 1e-6 * (1.0 + abs(x[0])) and abs(dx[1]) < 1e-6 and abs(dx[2]) < 1e-6 * (1.0 + abs(x[2])):
-                return x, True
-        return x, False
+            if it:
+                gj = self._static((xc, xl, xo), f_hs, f_ls, switching, blocked)
+            (g1, g2, g3), ((b1, c1), (a2, b2, c2), (a3, b3)) = gj
+            dx = self._solve3(((m1 + b1, c1), (a2, m2 + b2, c2), (a3, m3 + b3)),
+                              (m1 * (xc - x0c) + g1, m2 * (xl - x0l) + g2, m3 * (xo - x0o) + g3))
+            xc -= dx[0]
+            xl -= dx[1]
+            xo -= dx[2]
+            if (it or fresh) and abs(dx[0]) < 1e-6 * (1.0 + abs(xc)) and abs(dx[1]) < 1e-6 \
+                    and abs(dx[2]) < 1e-6 * (1.0 + abs(xo)):
+                return (xc, xl, xo), True, gj
+        return (xc, xl, xo), False, gj
+
+    def _derivs_of(self, g, blocked):
+        p = self.p
+        return (-g[0][0] / p.c_in_f, 0.0 if blocked else -g[0][1] / p.l_h, -g[0][2] / p.c_out_f)
 
     def _derivs(self, x, fr, blocked):
-        """dx/dt at x (for the error estimate)."""
-        f, _ = self._residual(x, x, 1.0, fr[0], fr[1], fr[2], blocked)
-        p = self.p
-        return (-f[0] / p.c_in_f, 0.0 if blocked else -f[1] / p.l_h, -f[2] / p.c_out_f)
+        """dx/dt at x."""
+        return self._derivs_of(self._static(x, fr[0], fr[1], fr[2], blocked), blocked)
 
     # ------------------------------------------------------------------------------------------------------
     def _is_blocked(self, fr):
@@ -289,6 +300,12 @@ class PowerStage:
         vf = self.p.v_f_body_v
         return -vf <= self.vo <= self.vc + vf
 
+    def _inputs_key(self, fr, blocked):
+        """What g depends on besides the state, apart from slowly varying sources (irradiance, the battery's EMF):
+        a carried-over g is used only to start Newton's iteration and to estimate the error, never as a result."""
+        return (fr, blocked, self.backflow_on, self.bat_connected, self.pv_current, self.load, self._r_hs,
+                self.f_sw_hz)
+
     def step(self, h_max):
         """Advance by at most h_max seconds with an adaptive step; returns the step taken (s)."""
         fr = self.fractions()
@@ -297,7 +314,13 @@ class PowerStage:
             self.il = 0.0  # the last milliamps through a body diode: the diode recovers, the current stops
         blocked = self._is_blocked(fr)
         x0 = (self.vc, self.il, self.vo)
-        d0 = self._derivs(x0, fr, blocked)
+        key = self._inputs_key(fr, blocked)
+        g0 = self._g_carry
+        fresh = False
+        if g0 is None or self._g_key != key or self._g_x != x0:
+            g0 = self._static(x0, fr[0], fr[1], fr[2], blocked)
+            fresh = True
+        d0 = self._derivs_of(g0, blocked)
         h = min(h_max, self.h_next)
         if self.ovp_v_trip and not self.ovp_tripped and d0[2] > 0.0:
             # the output rising towards the comparator's threshold: no step past the crossing (the chip trips
@@ -305,11 +328,10 @@ class PowerStage:
             h_cross = (self.ovp_v_trip - self.vo) / d0[2]
             if h_cross < h:
                 h = h_cross if h_cross > 2e-6 else 2e-6
-        p = self.p
         while True:
-            x1, ok = self._newton(x0, h, fr, blocked)
+            x1, ok, g1 = self._newton(x0, h, fr, blocked, g0, fresh)
             if ok:
-                d1 = self._derivs(x1, fr, blocked)
+                d1 = self._derivs_of(g1, blocked)
                 # local error of backward Euler ~ h/2 * (x'(t1) - x'(t0))
                 tol = self.tol
                 e_v1 = 0.5 * h * abs(d1[0] - d0[0]) / (tol * (0.01 + 2e-4 * abs(x1[0])))
@@ -323,13 +345,19 @@ class PowerStage:
                 h *= 0.25
                 if h < 1e-9:
                     raise RuntimeError("power stage integration failed to converge at vc=%.3f il=%.3f vo=%.3f" % x0)
-        # grow the next step (bounded)
-        self.h_next = min(2e-3, h * (min(4.0, 0.9 / math.sqrt(err)) if err > 1e-12 else 4.0))
+        # grow the next step (bounded: while switching, the PWM-period quantities -- bootstrap, ripple -- and the
+        # control loop's milliseconds; with the bridge off only the slow sources move)
+        h_cap = 5e-3 if fr[2] else 1e-2
+        self.h_next = min(h_cap, h * (min(4.0, 0.9 / math.sqrt(err)) if err > 1e-12 else 4.0))
         vc, il, vo = x1
         # the inductor current cannot reverse through a blocking diode when the bridge is off
         if not fr[2] and not blocked and (il > 0.0) != (self.il > 0.0) and self.il != 0.0:
             il = 0.0
         self.vc, self.il, self.vo = vc, il, vo
+        # carry g over to the next step (evaluated within Newton's tolerance of the new state)
+        self._g_carry = g1
+        self._g_key = key
+        self._g_x = (vc, il, vo)
         self._update_outputs(fr, h)
         self._update_bootstrap(fr, h)
         if self.ovp_v_trip:
