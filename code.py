@@ -34,9 +34,10 @@ if microcontroller.cpu.reset_reason == microcontroller.ResetReason.WATCHDOG:
     print("extensions: not started after a watchdog reset (the next reset or power-on tries them again)")
     ext = None
 else:
-    ext = host if host.discover() else None
+    host.discover()
+    ext = None if host.idle() else host
 del host
-if ext is None:  # no extension runs: the extension machinery need not stay in RAM
+if ext is None:  # no extension runs or is looked for: the extension machinery need not stay in RAM
     del ExtContext, ExtensionHost
     forget("fugu.extensions", "extensions")
 ctl = Controller(hw, settings, Charger(), EnergyMeter(), History(microcontroller.nvm), Thermal(cfg["ntc"]),

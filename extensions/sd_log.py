@@ -4,6 +4,8 @@
 The card sits on the breakout's shared SPI bus (chip select ``sd_cs``). What goes wrong with SD cards, and what
 happens then (never an exception into the controller, never a long stall of its loop):
 
+* no card at boot: the extension host probes again every HOTPLUG_MS (the module is not kept in RAM meanwhile);
+  a card inserted later is initialised and logged to from then on.
 * card pulled out, or failing: the write raises OSError; the card is dropped (unmounted) and looked for again every
   RETRY_MS with one CMD0 (cheap: an empty socket just reads FFh). Rows wait in RAM meanwhile (MAX_PENDING_ROWS, the
   oldest kept), so a short removal leaves no gap. Found again: the full driver initialisation (one pause of the loop
@@ -39,6 +41,7 @@ MOUNT_PATH = "/sd"
 SD_BAUDRATE_HZ = 4000000  # after initialisation (sdcardio's default is 8 MHz; the breakout's wires are longer)
 PROBE_BAUDRATE_HZ = 250000  # a card not yet initialised must be clocked at 100-400 kHz
 RETRY_MS = 10000  # looking for a card that is gone
+HOTPLUG_MS = 30000  # no card at boot: the extension host imports and probes us again this often (~1 ms of SPI)
 FULL_RETRY_MS = 60000  # a full card with nothing of ours left to delete
 MAX_PENDING_ROWS = 8  # rows kept in RAM while the card is away (~150 bytes each)
 INIT_DEADLINE_MS = 400  # adafruit_sdcard's initialisation, at most (the card's own ACMD41 time is up to ~250 ms)
@@ -137,6 +140,7 @@ class SDLog(Extension):
     name = "sd_log"
     period_ms = 1000
     budget_ms = 120  # a row costs ~10 ms; a (re)initialisation of the card up to ~INIT_DEADLINE_MS once
+    hotplug_ms = HOTPLUG_MS
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -181,6 +185,8 @@ class SDLog(Extension):
         try:
             self._sd = self._new_driver()
         except OSError:
+            self._disarm()
+            self.stop()  # the chip select pin taken for the driver: a later probe needs it
             return False
         finally:
             self._disarm()

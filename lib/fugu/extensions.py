@@ -85,6 +85,7 @@ class Extension:
     name = "extension"
     period_ms = 1000  # how often tick() is due
     budget_ms = 20  # longest acceptable call (ms); see _MAX_STRIKES / _HARD_FACTOR
+    hotplug_ms = 0  # not found at boot: 0 = not looked for again; else probed again this often (a card socket)
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -203,6 +204,7 @@ class ExtensionHost:
         self._strikes = []  # per running extension: calls over budget ...
         self._good = []  # ... and good calls since the last of them
         self._next = 0  # round robin position
+        self._absent = []  # [name, due ms]: hot-pluggable extensions not found, looked for again when due
 
     # -- discovery ------------------------------------------------------------------------------------------
     def discover(self, names=None):
@@ -226,7 +228,12 @@ class ExtensionHost:
                 self.log("ext %s: probe failed (%s: %s), not started" % (name, type(e).__name__, e))
                 present = False
             if not present:
-                self.log("ext %s: not found" % name)
+                every = ext.hotplug_ms
+                if every:
+                    self._absent.append([name, ticks_ms() + every])
+                    self.log("ext %s: not there yet, looked for every %d s" % (name, every // 1000))
+                else:
+                    self.log("ext %s: not found" % name)
                 _unload(name)  # its code and driver need not stay on the heap
                 continue
             if self.add(ext):
@@ -293,10 +300,9 @@ class ExtensionHost:
     # -- running --------------------------------------------------------------------------------------------
     def service(self, now):
         """At most one extension call: the next one (round robin) with a new snapshot to observe or a tick due.
-        Returns True when a call was made (the idle loop calls again while its period has time left)."""
+        Returns True when a call was made (the idle loop calls again while its period has time left). With nothing
+        due, a hot-pluggable extension that was not there may be looked for."""
         n = len(self.running)
-        if n == 0:
-            return False
         seq = self.ctx.telemetry.seq
         for _ in range(n):
             k = self._next
@@ -310,6 +316,30 @@ class ExtensionHost:
             if ticks_diff(now, self._due[k]) >= 0:
                 self._due[k] = now + ext.period_ms
                 self._call(k, ext.tick, now)
+                return True
+        if self._absent:
+            return self._look_again(now)
+        return False
+
+    def _look_again(self, now):
+        """One absent hot-pluggable extension whose time has come: import, probe, start; or unload it again."""
+        for entry in self._absent:
+            if ticks_diff(now, entry[1]) >= 0:
+                name = entry[0]
+                ext = self._load(name, True)
+                present = False
+                if ext is not None:
+                    try:
+                        present = ext.probe()
+                    except Exception:
+                        present = False
+                if present:
+                    self._absent.remove(entry)
+                    if self.add(ext):
+                        return True
+                else:
+                    entry[1] = now + (ext.hotplug_ms if ext is not None else 60000)
+                _unload(name)
                 return True
         return False
 
@@ -357,6 +387,10 @@ class ExtensionHost:
         self._seen = []
         self._strikes = []
         self._good = []
+
+    def idle(self):
+        """Nothing runs and nothing is looked for: code.py may drop the host and its code."""
+        return not self.running and not self._absent
 
     def names(self):
         return [e.name for e in self.running]

@@ -253,16 +253,37 @@ def test_without_either_driver_the_console_says_what_to_install():
     assert not res.card.files() and not res.summary["resets"]
 
 
-@pytest.mark.xfail(strict=True, reason="the extension host starts sd_log only if a card answers at boot "
-                                       "(probe); a card inserted later is not logged to until the next boot")
-def test_a_card_inserted_after_boot_is_logged_to():
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_card_inserted_after_boot_is_found_and_logged_to(driver):
+    from extensions import sd_log
+
     def setup(run, card):
         card.remove()  # the socket is empty at power-on
         at(run, 8.0, card.insert)
 
-    res = simulate(30, setup=setup)
-    assert "ext sd_log: not found" not in res.lines
-    assert res.card.files()
+    res = simulate(50, setup=setup, driver=driver)
+    assert "ext sd_log: not there yet, looked for every %d s" % (sd_log.HOTPLUG_MS // 1000) in res.lines
+    started = [line for line in res.lines if line.startswith("ext sd_log: started")]
+    assert len(started) == 1, res.lines
+    text = res.day_text()
+    assert_complete_rows(text, len(res.day().columns))
+    t = res.day()["t_s"]
+    # found at the first look after the insertion (boot + HOTPLUG_MS), rows on the grid from then to the end
+    assert t.iloc[0] <= 8.0 + sd_log.HOTPLUG_MS / 1000 + INTERVAL_S + 3
+    assert t.iloc[-1] >= 50 - INTERVAL_S - 1
+    assert not res.ext_faults() and not res.summary["resets"]
+    assert res.max_loop_gap_s() < 0.5  # the card's initialisation is the one long pause
+
+
+def test_an_empty_socket_is_looked_at_without_disturbing_the_controller(baseline):
+    def setup(run, card):
+        card.remove()
+
+    res = simulate(36, setup=setup)
+    assert not res.card.files() and not res.ext_faults() and not res.summary["resets"]
+    assert not [line for line in res.lines if line.startswith("ext sd_log: started")]
+    # the periodic probe (an import and one CMD0) costs the controller nothing it would notice
+    assert res.summary["tracking_efficiency"] >= baseline.summary["tracking_efficiency"] - 0.002
 
 
 # -- a full card -------------------------------------------------------------------------------------------------------
