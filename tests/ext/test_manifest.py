@@ -65,6 +65,34 @@ def test_manifest_names_the_extensions_the_firmware_knows():
     assert sorted(MANIFEST["extensions"]) == sorted(KNOWN)
 
 
+def _device_core_files():
+    out = [os.path.join(ROOT, "code.py")]
+    for folder in ("lib", "boardconfigs"):
+        for base, _, names in os.walk(os.path.join(ROOT, folder)):
+            out += [os.path.join(base, n) for n in names if n.endswith(".py")]
+    return out
+
+
+def test_the_core_lists_exactly_the_libraries_it_imports_and_theirs():
+    """No library on CIRCUITPY that nothing uses (flash, and a user's circup time): the core's list is what code.py,
+    lib/ and boardconfigs/ import, plus the Adafruit libraries those depend on."""
+    dist_of = importlib.metadata.packages_distributions()
+    todo = set()
+    for f in _device_core_files():
+        for mod in _imports(f):
+            if mod.startswith("adafruit_"):
+                todo |= {_canon(d) for d in dist_of.get(mod, [])}
+    needed = set()
+    while todo:
+        d = todo.pop()
+        needed.add(d)
+        for req in importlib.metadata.requires(d) or ():
+            r = _canon(re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0])
+            if r.startswith("adafruit-circuitpython-") and r != "adafruit-circuitpython-typing" and r not in needed:
+                todo.add(r)
+    assert sorted(_canon(n) for n in MANIFEST["core"]) == sorted(needed)
+
+
 def test_support_modules_are_exactly_our_extension_modules_without_extension():
     """Discovery does not import fugu.extensions.SUPPORT (names a module brings stay interned in RAM): those must be
     the modules in extensions/ that define no EXTENSION, so no extension is skipped by mistake."""
