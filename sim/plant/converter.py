@@ -177,9 +177,10 @@ class PowerStage:
             dg = 1.0 - dip * r
             di = g / dg
             i -= di
-            if abs(di) < 1e-7:
+            if abs(di) < 1e-7:  # the slope from this evaluation (1e-7 A away: r * 1e-7 V) serves
                 break
-        ip, dip = src(vc + voff + i * r)
+        else:
+            ip, dip = src(vc + voff + i * r)
         if not self.backflow_on and i < 0.0:
             return 0.0, 0.0, vc + voff
         didv = dip / (1.0 - dip * r)

@@ -20,6 +20,9 @@ the original single-stage loop runs unchanged (no per-step cost for the partitio
 import math
 
 
+
+BAT_BATCH_S = 0.05  # longest battery step (its fastest time constant is seconds)
+
 class PVPort:
     """One PV input's terminals: the array and the faults a scenario puts on them (disconnected, shorted), and a
     load hung on them (boost mode: the battery stepped up onto these terminals). The load stays when the array is
@@ -340,11 +343,16 @@ class Plant:
         """Integrate from self.t_ns to t_ns (the clock calls this before events and observations)."""
         st = self.stage
         bat = self.battery
+        # the battery's own time constants are seconds: it is stepped with the mean current of the steps in one call
+        # (at most BAT_BATCH_S), and its Thevenin source refreshed after each of its steps
+        bat_q = bat_h = 0.0
+        thevenin_due = True
         while self.t_ns < t_ns:
             t_s = self.t_ns * 1e-9
             self._update_conditions(t_s)
-            if st.bat_connected:
+            if st.bat_connected and thevenin_due:
                 st.bat_e_v, st.bat_r_ohm = bat.thevenin()
+                thevenin_due = False
             h_max = (t_ns - self.t_ns) * 1e-9
             nc = self._next_change(t_s)
             if nc - t_s > 1e-9:
@@ -361,12 +369,19 @@ class Plant:
             self.steps += 1
             self._account(h)
             if st.bat_connected and bat is not None:
-                bat.step(st.i_bat, h)
+                bat_q += st.i_bat * h
+                bat_h += h
+                if bat_h >= BAT_BATCH_S:
+                    bat.step(bat_q / bat_h, bat_h)
+                    bat_q = bat_h = 0.0
+                    thevenin_due = True
             if self.heatsink is not None:
                 fan_air = self.fan.airflow(self.fan_command) if self.fan is not None else 0.0
                 self.heatsink.step(self._loss_w + self.heat_extra_w, fan_air, h)
             if self.on_substep is not None:
                 self.on_substep(self)
+        if bat_h > 0.0:
+            bat.step(bat_q / bat_h, bat_h)
 
     def _account(self, h):
         st = self.stage
