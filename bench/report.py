@@ -168,7 +168,7 @@ def merge_results(old, new, rerun_cases):
             runs[k] = dict({"commit": old.get("commit"), "date": old.get("date")}, **v)  # stamped by its own run
     runs.update(new["runs"])
     merged = dict(new)
-    for k in ("device", "device_commit", "device_date"):
+    for k in ("device", "device_commit", "device_date", "sim_speed"):
         if k not in new and k in old:
             merged[k] = old[k]
     merged["last_run_cases"] = list(new.get("cases", []))
@@ -248,11 +248,31 @@ def benchmarks_md(results):
         if results.get("device_commit"):
             out.append("Device figures measured at commit `%s`, %s.\n" % (results["device_commit"],
                                                                        results.get("device_date", "?")))
+    if results.get("sim_speed"):
+        out.append(sim_speed_md(results["sim_speed"]))
     out.append(SETUP_MD % {"adc": results.get("original_adc", C.ORIGINAL_ADC),
                            "i2c_us": C.ORIGINAL_COST["i2c_call_us"], "step_us": C.ORIGINAL_COST["control_step_us"],
                            "p": C.P_RATED_W, "v": C.V_MPP_V,
                            "eu": ", ".join("%g at %d %%" % (w, lv) for lv, w in en50530.EU_WEIGHTS.items()),
                            "cec": ", ".join("%g at %d %%" % (w, lv) for lv, w in en50530.CEC_WEIGHTS.items())})
+    return "\n".join(out)
+
+
+def sim_speed_md(rows):
+    """The simulator's own speed (tools/sim_speed.py --write): {case: {figures, commit, date}}."""
+    out = ["## Simulation speed\n",
+           "Simulated seconds per wall second of `python -m sim run` (`tools/sim_speed.py`): the unmodified `code.py`, "
+           "the ADS1115 at 860 SPS, no extension module plugged, one process on the shared 2-core machine (the "
+           "closed loop is sequential: a second core does not speed up one run). Aim of issue 2: a full day in "
+           "under 10 minutes (144x).\n"]
+    trows = []
+    for name, r in rows.items():
+        trows.append((name, r.get("what", ""), "%g" % r["sim_s"], "%.1f" % r["wall_s"], "%.1f" % r["speed"],
+                      "%.1f" % r["control_rate_hz"], "-" if r.get("tracking") is None else "%.3f %%" % (
+                          100 * r["tracking"]), "%.1e" % r["energy_balance_error"], r["plant_steps"],
+                      "`%s` %s" % (r.get("commit", "?"), r.get("date", "?"))))
+    out.append(_md_table(("case", "what", "simulated s", "wall s", "sim/wall", "loop Hz", "tracking",
+                          "energy balance", "plant steps", "run at"), trows) + "\n")
     return "\n".join(out)
 
 

@@ -3,6 +3,7 @@
     .venv/bin/python tools/sim_speed.py              # the default table (about 1-2 min of wall time)
     .venv/bin/python tools/sim_speed.py --profile noon   # cProfile of one case, top functions by own time
     .venv/bin/python tools/sim_speed.py --day        # the whole clear_day scenario (long: run it in the background)
+    .venv/bin/python tools/sim_speed.py --write [...] # also store the rows in bench/results.json, rewrite BENCHMARKS.md
 
 Cases (every one with no breakout module plugged, so only the core firmware and the plant run):
   demo      the demo scenario's first 60 s (start scan, tracking at ~950 W/m2)
@@ -23,6 +24,14 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+WHAT = {
+    "demo": "demo scenario, first 60 s: start scan, tracking at ~950 W/m2",
+    "noon": "clear_day, 3 min at solar noon: full power",
+    "morning": "clear_day, 3 min at 05:00 UTC: low sun (the input filter rings)",
+    "night": "clear_day, 10 min at 22:00 UTC: converter off, idle loop",
+    "day": "clear_day, the whole 24 h (June 21, 48.1 N)",
+}
 
 CASES = {
     # name: (scenario, {override: value})
@@ -77,6 +86,8 @@ def main(argv=None):
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--day", action="store_true", help="run the whole clear_day scenario (24 h simulated)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra scenario override")
+    ap.add_argument("--write", action="store_true",
+                    help="store the rows in bench/results.json (sim_speed) and rewrite BENCHMARKS.md")
     args = ap.parse_args(argv)
     from sim.install import install
 
@@ -96,11 +107,37 @@ def main(argv=None):
         CASES["day"] = ("clear_day", {})
     print("%-8s %8s %8s %9s %10s %9s %12s %11s" % ("case", "sim_s", "wall_s", "sim/wall", "ctrl_Hz", "tracking",
                                                   "e_balance", "plant_steps"))
+    rows = {}
     for name in cases:
         s, wall, _ = run_case(name, extra)
         print(_row(name, s, wall))
         sys.stdout.flush()
+        rows[name] = {"what": WHAT.get(name, name), "sim_s": s["sim_seconds"], "wall_s": round(wall, 2),
+                      "speed": round(s["sim_seconds"] / wall, 2), "control_rate_hz": s["control_rate_hz"],
+                      "tracking": s["tracking_efficiency"], "energy_balance_error": s["energy_balance_error"],
+                      "plant_steps": s["plant_steps"]}
+    if args.write and not extra:
+        _write(rows)
     return 0
+
+
+def _write(rows):
+    """Merge these rows into bench/results.json's sim_speed (by case) and rewrite BENCHMARKS.md."""
+    from bench import report
+
+    results = report.load_results()
+    if results is None:
+        print("no bench/results.json to add to (run python -m bench first)")
+        return
+    commit, date = report.git_commit(), report.now_utc()
+    merged = dict(results.get("sim_speed") or {})
+    for name, r in rows.items():
+        merged[name] = dict(r, commit=commit, date=date)
+    order = list(WHAT)
+    results["sim_speed"] = {k: merged[k] for k in sorted(merged, key=lambda k: order.index(k) if k in order else 99)}
+    report.write_results(results)
+    report.write_benchmarks_md(results)
+    print("wrote bench/results.json (sim_speed) and BENCHMARKS.md")
 
 
 if __name__ == "__main__":
