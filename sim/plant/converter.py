@@ -76,6 +76,8 @@ class PowerStageParams:
 TOL_SCALE = 1.0
 
 
+LOSS_KEYS = ("pv_path", "conduction", "diode", "switching", "out_wiring", "bat_internal")
+
 IDEAL_DIODE_TRIP_A = 0.5  # reverse current that turns an ideal-diode controller's MOSFET off (LM74700-class: ~us)
 
 
@@ -129,6 +131,7 @@ class PowerStage:
         self._r_hs = self.p.r_hs_ohm
         self._switching = False
         self._cycle_acc = 0.0
+        self.last_fr = None  # fractions() of the last step
         self._g_carry = None  # g(x) and its Jacobian at the end of the last step (see step())
         self._g_key = None
         self._g_x = None
@@ -309,7 +312,7 @@ class PowerStage:
 
     def step(self, h_max):
         """Advance by at most h_max seconds with an adaptive step; returns the step taken (s)."""
-        fr = self.fractions()
+        fr = self.last_fr = self.fractions()
         self._switching = fr[2]
         if not fr[2] and abs(self.il) < 2e-2:
             self.il = 0.0  # the last milliamps through a body diode: the diode recovers, the current stops
@@ -419,6 +422,10 @@ class PowerStage:
 
     def losses(self, fr=None):
         """Instantaneous loss breakdown (W) at the present state."""
+        return dict(zip(LOSS_KEYS, self.loss_terms(fr)))
+
+    def loss_terms(self, fr=None):
+        """The losses of LOSS_KEYS, in that order (the plant's books add them up every step)."""
         p = self.p
         fr = fr or self.fractions()
         f_hs, f_ls, switching = fr
@@ -439,14 +446,7 @@ class PowerStage:
                          + (1.0 - s) * (-p.v_f_body_v * il + p.r_body_ohm * il * il))
         out_wiring = (self.i_bat ** 2) * p.r_out_wiring_ohm if self.bat_connected else 0.0
         bat_internal = (self.i_bat ** 2) * self.bat_r_ohm if self.bat_connected else 0.0
-        return {
-            "pv_path": pv_path,
-            "conduction": conduction,
-            "diode": diode,
-            "switching": switching_w,
-            "out_wiring": out_wiring,
-            "bat_internal": bat_internal,
-        }
+        return pv_path, conduction, diode, switching_w, out_wiring, bat_internal
 
     def stored_energy_j(self):
         p = self.p

@@ -19,9 +19,10 @@ the original single-stage loop runs unchanged (no per-step cost for the partitio
 
 import math
 
+from sim.plant.converter import LOSS_KEYS
 
+BAT_BATCH_S = 0.05  # longest battery and heatsink step (their fastest time constants are tens of seconds)
 
-BAT_BATCH_S = 0.05  # longest battery step (its fastest time constant is seconds)
 
 class PVPort:
     """One PV input's terminals: the array and the faults a scenario puts on them (disconnected, shorted), and a
@@ -65,9 +66,12 @@ class PVPort:
         return -il, -dil
 
     def source(self):
-        """What the power stage's PV branch sees: callable(v) -> (i, di/dv), or None when nothing is connected."""
+        """What the power stage's PV branch sees: callable(v) -> (i, di/dv), or None when nothing is connected.
+        (The plant asks again whenever a fault changes the port.)"""
         if self.connected:
-            return self.current
+            if self.short or self.dc_source_v is not None or self.load is not None:
+                return self.current
+            return self.pv.current_and_slope  # the array alone: one call less per evaluation
         if self.short:
             return self.short_only
         return self.load_only if self.load is not None else None
@@ -174,7 +178,7 @@ class Plant:
         self.e_load_j = 0.0
         self.e_load_hv_j = 0.0  # the load on the PV terminals (its energy is part of e_pv_j, which is net)
         self.e_aux_j = 0.0
-        self.e_loss_j = {}
+        self.e_loss_j = dict.fromkeys(LOSS_KEYS[:-1], 0.0)  # bat_internal: the battery's own, not the board's
         self.e_stored0_j = 0.0
         # extremes
         self.max_v_pv = 0.0
@@ -346,6 +350,7 @@ class Plant:
         # the battery's own time constants are seconds: it is stepped with the mean current of the steps in one call
         # (at most BAT_BATCH_S), and its Thevenin source refreshed after each of its steps
         bat_q = bat_h = 0.0
+        heat_j = heat_h = 0.0
         thevenin_due = True
         while self.t_ns < t_ns:
             t_s = self.t_ns * 1e-9
@@ -375,13 +380,23 @@ class Plant:
                     bat.step(bat_q / bat_h, bat_h)
                     bat_q = bat_h = 0.0
                     thevenin_due = True
-            if self.heatsink is not None:
-                fan_air = self.fan.airflow(self.fan_command) if self.fan is not None else 0.0
-                self.heatsink.step(self._loss_w + self.heat_extra_w, fan_air, h)
+            heat_j += self._loss_w * h
+            heat_h += h
+            if heat_h >= BAT_BATCH_S:
+                self._heat(heat_j, heat_h)
+                heat_j = heat_h = 0.0
             if self.on_substep is not None:
                 self.on_substep(self)
         if bat_h > 0.0:
             bat.step(bat_q / bat_h, bat_h)
+        if heat_h > 0.0:
+            self._heat(heat_j, heat_h)
+
+    def _heat(self, heat_j, dt_s):
+        """The heatsink over dt with the mean of the losses (its time constant is minutes)."""
+        if self.heatsink is not None:
+            fan_air = self.fan.airflow(self.fan_command) if self.fan is not None else 0.0
+            self.heatsink.step(heat_j / dt_s + self.heat_extra_w, fan_air, dt_s)
 
     def _account(self, h):
         st = self.stage
@@ -398,13 +413,14 @@ class Plant:
             self._account_load_hv(st, h)
         p_aux = self.aux_power_w()
         self.e_aux_j += p_aux * h
-        losses = st.losses()
+        pv_path, conduction, diode, switching, out_wiring, _ = st.loss_terms(st.last_fr)
         el = self.e_loss_j
-        for k, v in losses.items():
-            if k == "bat_internal":
-                continue
-            el[k] = el.get(k, 0.0) + v * h
-        self._loss_w = losses["conduction"] + losses["diode"] + losses["switching"] + losses["pv_path"]
+        el["pv_path"] += pv_path * h
+        el["conduction"] += conduction * h
+        el["diode"] += diode * h
+        el["switching"] += switching * h
+        el["out_wiring"] += out_wiring * h
+        self._loss_w = conduction + diode + switching + pv_path
         if st.v_pv > self.max_v_pv:
             self.max_v_pv = st.v_pv
         if st.vc > self.max_v_pv:
@@ -510,12 +526,12 @@ class Plant:
         self._e_pv_ch[k] += p_pv
         self.e_transfer_out_j += st.i_bat * st.bat_e_v * h  # delivered at channel 0's node voltage
         self.e_aux_j += self.aux_power_w(st) * h
-        losses = st.losses()
+        losses = st.losses(st.last_fr)
         el = self.e_loss_j
         for key, v in losses.items():
             if key == "bat_internal":
                 continue
-            el[key] = el.get(key, 0.0) + v * h
+            el[key] += v * h
         if st.v_pv > self.max_v_pv:
             self.max_v_pv = st.v_pv
         if st.vc > self.max_v_pv:
