@@ -122,8 +122,9 @@ def git_commit():
     try:
         h = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=C.PROJECT_ROOT, capture_output=True,
                            text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=C.PROJECT_ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":!BENCHMARKS.md", ":!bench/results.json"],  # the outputs themselves do not count
+                               cwd=C.PROJECT_ROOT, capture_output=True, text=True, check=True).stdout.strip()
         return h + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
