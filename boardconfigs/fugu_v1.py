@@ -18,9 +18,10 @@ BOARD = {
         "buttons": ("IO18", "IO17", "IO19", "IO23"),
     },
     "i2c_hz": 400000,
-    "adc": {"type": "ADS1115", "address": 0x48, "pga_v": 2.048},
-    # the same footprint takes an ADS1015 (12 bit, up to 3300 SPS: what many FUGU builds carry) or a TLA2024 (the
-    # ADS1015's register set without ALERT/RDY); the scenario key board.adc swaps the simulated chip
+    # "auto": the footprint takes an ADS1115, an ADS1015 (12 bit, up to 3300 SPS: what the original firmware was built
+    # for) or a TLA2024 (the ADS1015's register set without ALERT/RDY); the firmware finds out at boot which one
+    # (fugu/adc_detect.py); the scenario key board.adc swaps the simulated chip
+    "adc": {"type": "auto", "address": 0x48, "pga_v": 2.048},
     "adc_alternatives": ("ADS1015", "TLA2024"),
     # what each ADC input sees: scale maps pin volts to the quantity
     "sense": {

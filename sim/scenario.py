@@ -24,7 +24,7 @@ Schema (scenarios/README.md has the same with examples)::
     [board]
     config = "fugu_v1"                 # required: boardconfigs/<config>.py must exist (relative to the project root)
     adc = "ADS1115"                    # optional override: ADS1115 | ADS1015 | TLA2024 | internal (default: None,
-                                       #   i.e. what the board config says)
+                                       #   i.e. what the board config says; an ADS1115 where it says "auto")
     current_sensor = "acs712"          # optional override: acs712 | shunt (default None)
     tolerances = true                  # optional: draw divider/sensor tolerances from the seed (default true)
     [board.cost]                       # optional: overrides of sim.simboard.CostModel attributes (numbers >= 0)

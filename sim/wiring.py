@@ -41,6 +41,10 @@ ESP_ADC_OFFSET_V = 0.010  # +-10 mV, one draw per pin
 ESP_ADC_NOISE_V = 0.0015  # rms per read (the port averages two conversions)
 
 
+def _high():
+    return True
+
+
 class _Gate:
     """One stage's gate pins: PWM into the IR2104, its shutdown pin, the backflow MOSFET."""
 
@@ -238,6 +242,8 @@ class FuguSim:
         """The channel's ADC: an emulator on the I2C bus, or (None) the sense signals on the MCU's analog pins."""
         adc = ch.get("adc")
         kind = adc_type or (adc["type"] if adc else "internal")
+        if kind == "auto":  # the firmware finds out which chip is fitted; unless the scenario says, an ADS1115
+            kind = "ADS1115"
         if kind in INTERNAL_ADC_NAMES:
             if self.esp_adc_gain is None:
                 self.esp_adc_gain = 1.0 + (rng.uniform(-ESP_ADC_GAIN_ERR, ESP_ADC_GAIN_ERR) if tolerances else 0.0)
@@ -258,6 +264,9 @@ class FuguSim:
         cls = {"ADS1115": emu.ADS1115Emulator, "ADS1015": emu.ADS1015Emulator, "TLA2024": emu.TLA2024Emulator}[kind]
         address = (adc or {}).get("address", 0x48)
         alert = ch["pins"].get("adc_rdy") if kind != "TLA2024" else None
+        if kind == "TLA2024" and ch["pins"].get("adc_rdy"):
+            # the footprint's ALERT/RDY line keeps its pull-up, and a TLA2024 has no pin to pull it low
+            self.board.set_input(ch["pins"]["adc_rdy"], source=_high)
         dev = cls(self.board, inputs, address=address, seed=seed + 7919 * ch["index"],
                   osc_error=rng.uniform(-0.05, 0.05) if tolerances else 0.0, noise=tolerances, alert_pin=alert)
         self.board.add_i2c_device((pins["scl"], pins["sda"]), address, dev)

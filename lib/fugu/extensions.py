@@ -317,12 +317,8 @@ class ExtensionHost:
                 self._due[k] = now + ext.period_ms
                 self._call(k, ext.tick, now)
                 return True
-        if self._absent:
-            return self._look_again(now)
-        return False
-
-    def _look_again(self, now):
-        """One absent hot-pluggable extension whose time has come: import, probe, start; or unload it again."""
+        # one absent hot-pluggable extension whose time has come: import, probe, start; or unload it again (inline:
+        # each method name stays interned in RAM)
         for entry in self._absent:
             if ticks_diff(now, entry[1]) >= 0:
                 name = entry[0]
@@ -387,10 +383,6 @@ class ExtensionHost:
         self._seen = []
         self._strikes = []
         self._good = []
-
-    def idle(self):
-        """Nothing runs and nothing is looked for: code.py may drop the host and its code."""
-        return not self.running and not self._absent
 
     def names(self):
         return [e.name for e in self.running]

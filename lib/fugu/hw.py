@@ -20,6 +20,37 @@ def _i2c_backend(kind):
     return {"ADS1115": ADS1115Backend, "ADS1015": ADS1015Backend}[kind]
 
 
+def _fitted_adc(i2c_device):
+    """Which chip of the ADS1x15 family is on the footprint (board config "type": "auto"): the ADS1115 (16 bit) or a
+    12-bit ADS1015 / TLA2024 (the original FUGU ships with an ADS1015 or an ADS1115; the TLA2024 stands in for an
+    ADS1015 out of stock). Told apart by one conversion at the lowest data-rate code, DR = 000: 8 SPS on the ADS1115
+    (125 ms), 128 SPS on the others (7.8 ms), as all three datasheets say; only the config and conversion registers
+    are used (the TLA2024 has no others). A 12-bit chip is read the TLA2024's way, which an ADS1015 accepts too
+    (comparator off, no ALERT/RDY). Here and not in a module of its own: every name a module brings stays interned."""
+    import time
+
+    from fugu.sensors import SensorError, ticks_diff, ticks_ms
+
+    dev = i2c_device
+    # config: OS = 1 (start), AIN0 against GND, +-2.048 V, single shot, DR = 000, comparator bits 00011 (off, and
+    # what the TLA2024 requires in its reserved bits)
+    w = bytearray(b"\x01\xc5\x03")
+    b = bytearray(2)
+    with dev as d:
+        d.write(w)
+    t0 = ticks_ms()
+    w = w[:1]  # the config register's pointer
+    while True:
+        time.sleep(0.002)
+        with dev as d:
+            d.write_then_readinto(w, b)
+        dt = ticks_diff(ticks_ms(), t0)
+        if b[0] & 0x80:  # OS reads 1: no conversion in progress
+            return "ADS1115" if dt > 50 else "TLA2024"
+        if dt > 300:
+            raise SensorError("ADC: conversion never finished")
+
+
 def calibration(settings):
     """The unit's gain corrections (ppm) per sense channel from the settings (a user calibrates against a meter)."""
     cal = {}
@@ -74,12 +105,20 @@ class Hardware:
                 if self.i2c is None:
                     self.i2c = mods["busio"].I2C(pin(pins["scl"]), pin(pins["sda"]),
                                                  frequency=cfg.get("i2c_hz", 400000))
+                address = adc_cfg.get("address", 0x48)
+                auto = kind == "auto"
+                if auto:
+                    from adafruit_bus_device.i2c_device import I2CDevice
+
+                    kind = _fitted_adc(I2CDevice(self.i2c, address))  # ValueError when nothing answers
                 rdy = None
                 if kind != "TLA2024" and cp.get("adc_rdy"):
                     rdy = self._dio.DigitalInOut(pin(cp["adc_rdy"]))
                     rdy.switch_to_input()
-                adc = _i2c_backend(kind)(self.i2c, address=adc_cfg.get("address", 0x48),
-                                         pga_v=adc_cfg.get("pga_v", 2.048), rdy=rdy)
+                backend = _i2c_backend(kind)(self.i2c, address=address, pga_v=adc_cfg.get("pga_v", 2.048), rdy=rdy)
+                if auto:
+                    backend.kind = "ADS1115 (auto)" if kind == "ADS1115" else "12-bit ADS1015/TLA2024 (auto)"
+                adc = backend
             gate = GateDriver(mods["pwmio"], self._dio, pin(cp["pwm"]), pin(cp["enable"]), pin(cp["backflow"]),
                               ch["power_stage"])
             prot = StageProtection(self.ratings["v_in_max_mv"], self.ratings["i_in_max_ma"],

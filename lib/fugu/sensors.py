@@ -85,8 +85,7 @@ class _AdsBase:
         # ... then (with a RDY pin) busy-wait most of the rest in one call and poll the pin for what is left. How long
         # the busy-wait may be is learnt: the conversion starts somewhere inside the start() transaction, and the
         # chip's clock is +-10 %; shortened when the pin was already low, lengthened while it needs many polls
-        self._rest_max_us = conv_us % 1000
-        self._rest_us = self._rest_max_us // 2
+        self._rest_us = (conv_us % 1000) // 2
         self.timeout_ms = 2 + (3 * conv_us) // 1000
         self.uv_per_count = pga_v * 1e6 / (self.counts_full + 1)
         self.transactions = 0
@@ -117,7 +116,7 @@ class _AdsBase:
                     raise SensorError("ADC: no conversion-ready signal")
             if n == 0:
                 self._rest_us = rest - 8 if rest > 8 else 0
-            elif n > 2 and rest < self._rest_max_us:
+            elif n > 2 and rest < self.conv_us % 1000:
                 self._rest_us = rest + 2
             return
         b = self._rbuf
