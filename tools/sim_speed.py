@@ -108,6 +108,10 @@ def main(argv=None):
     print("%-8s %8s %8s %9s %10s %9s %12s %11s" % ("case", "sim_s", "wall_s", "sim/wall", "ctrl_Hz", "tracking",
                                                   "e_balance", "plant_steps"))
     rows = {}
+    if args.write:
+        from bench import report
+
+        stamp = report.git_commit(), report.now_utc()  # the code as it was when the runs started
     for name in cases:
         s, wall, _ = run_case(name, extra)
         print(_row(name, s, wall))
@@ -117,11 +121,11 @@ def main(argv=None):
                       "tracking": s["tracking_efficiency"], "energy_balance_error": s["energy_balance_error"],
                       "plant_steps": s["plant_steps"]}
     if args.write and not extra:
-        _write(rows)
+        _write(rows, stamp)
     return 0
 
 
-def _write(rows):
+def _write(rows, stamp):
     """Merge these rows into bench/results.json's sim_speed (by case) and rewrite BENCHMARKS.md."""
     from bench import report
 
@@ -129,7 +133,7 @@ def _write(rows):
     if results is None:
         print("no bench/results.json to add to (run python -m bench first)")
         return
-    commit, date = report.git_commit(), report.now_utc()
+    commit, date = stamp
     merged = dict(results.get("sim_speed") or {})
     for name, r in rows.items():
         merged[name] = dict(r, commit=commit, date=date)
