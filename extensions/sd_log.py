@@ -4,7 +4,8 @@
 The card sits on the breakout's shared SPI bus (chip select ``sd_cs``). What goes wrong with SD cards, and what
 happens then (never an exception into the controller, never a long stall of its loop):
 
-* no card at boot: the extension host probes again every HOTPLUG_MS (the module is not kept in RAM meanwhile);
+* no card at boot: the extension host probes again every HOTPLUG_MS (the module is not kept in RAM meanwhile:
+  an import and one CMD0 each time; a board without an SD socket skips it with extensions_disabled = sd_log);
   a card inserted later is initialised and logged to from then on.
 * card pulled out, or failing: the write raises OSError; the card is dropped (unmounted) and looked for again every
   RETRY_MS with one CMD0 (cheap: an empty socket just reads FFh). Rows wait in RAM meanwhile (MAX_PENDING_ROWS, the
