@@ -25,7 +25,17 @@ cfg = load_board_config(microcontroller.nvm)
 settings = Settings(microcontroller.nvm)
 mods = {"board": board, "busio": busio, "digitalio": digitalio, "pwmio": pwmio, "analogio": analogio,
         "microcontroller": microcontroller, "watchdog": watchdog}
-hw = Hardware(cfg, mods, cal=calibration(settings), mode=settings.get("mode"))
+try:
+    hw = Hardware(cfg, mods, cal=calibration(settings), mode=settings.get("mode"))
+except (OSError, ValueError) as err:
+    # an ADC that does not answer (I2C wiring, chip, address in the board config): the gate pins were never driven
+    # (the board holds the driver off); say so and boot again in a while, as often as it takes
+    print("FAULT code=SENSOR ch=-1 boot: %s: %s; the converter stays off, restarting in 5 s" % (
+        type(err).__name__, err))
+    import time
+
+    time.sleep(5)
+    microcontroller.reset()
 print("board %s: %d stage(s), ADC %s" % (cfg["name"], len(hw.stages), hw.adc_kind))
 tel = Telemetry(len(hw.stages), cfg["name"], VERSION, settings.get("mode"))
 host = ExtensionHost(ExtContext(cfg, mods, settings, tel, hw.i2c))

@@ -30,3 +30,18 @@ def test_a_board_config_naming_the_wrong_chip_is_a_sensor_fault_not_wrong_number
     r = simulate("charge_lifepo4", scenario__duration_s=15, board__adc="TLA2024", board__modules={})
     assert "SENSOR" in r.faults, r.faults
     assert all(x["driver_on"] == 0 for x in r.rows)
+
+
+def test_an_adc_that_does_not_answer_at_power_on_keeps_the_converter_off_until_it_does(simulate):
+    """No answer from the ADC at boot (a loose I2C wire): a clear fault on the console, the gate never driven, a new
+    boot every ~5 s; once the chip answers the controller starts and tracks."""
+    r = simulate("demo", scenario__duration_s=40, shade__points=NO_SHADE, board__modules={},
+                 faults=[{"t_s": 0.0, "kind": "adc_fail"}, {"t_s": 8.0, "kind": "adc_recover"}])
+    boot_faults = [line for line in r.lines if line.startswith("FAULT code=SENSOR ch=-1 boot:")]
+    assert boot_faults and "restarting in 5 s" in boot_faults[0]
+    assert "SENSOR" in r.faults
+    assert 1 <= len(r.summary["resets"]) <= 3
+    assert all(x["driver_on"] == 0 for x in r.window(0, 8.0))
+    started = [line for line in r.lines if line.startswith("board fugu_v1: 1 stage(s), ADC ADS1115 (auto)")]
+    assert len(started) == 1
+    assert r.tracking(30, 40) > 0.99
