@@ -222,13 +222,14 @@ class ExtensionHost:
             if ext is None:
                 _unload(name)
                 continue
+            every = ext.hotplug_ms
             try:
                 present = ext.probe()
             except Exception as e:  # a probe that fails is an absent module, not a broken firmware
                 self.log("ext %s: probe failed (%s: %s), not started" % (name, type(e).__name__, e))
                 present = False
+                every = 0  # a missing library or a broken probe: looking again would fail again
             if not present:
-                every = ext.hotplug_ms
                 if every:
                     self._absent.append([name, ticks_ms() + every])
                     self.log("ext %s: not there yet, looked for every %d s" % (name, every // 1000))

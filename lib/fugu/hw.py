@@ -32,23 +32,28 @@ def _fitted_adc(i2c_device):
     from fugu.sensors import SensorError, ticks_diff, ticks_ms
 
     dev = i2c_device
-    # config: OS = 1 (start), AIN0 against GND, +-2.048 V, single shot, DR = 000, comparator bits 00011 (off, and
-    # what the TLA2024 requires in its reserved bits)
-    w = bytearray(b"\x01\xc5\x03")
+    # config: AIN0 against GND, +-2.048 V, single shot, DR = 000, comparator bits 00011 (off, and what the TLA2024
+    # requires in its reserved bits); OS = 0 first: a chip left converting (continuous mode, after a warm reset) ends
+    # that conversion and powers down; then OS = 1: one conversion, timed
+    w = bytearray(b"\x01\x45\x03")
+    p = w[:1]  # the config register's pointer
     b = bytearray(2)
-    with dev as d:
-        d.write(w)
-    t0 = ticks_ms()
-    w = w[:1]  # the config register's pointer
-    while True:
-        time.sleep(0.002)
+    dt = 0
+    for start in (0x45, 0xC5):
+        w[1] = start
         with dev as d:
-            d.write_then_readinto(w, b)
-        dt = ticks_diff(ticks_ms(), t0)
-        if b[0] & 0x80:  # OS reads 1: no conversion in progress
-            return "ADS1115" if dt > 50 else "TLA2024"
-        if dt > 300:
-            raise SensorError("ADC: conversion never finished")
+            d.write(w)
+        t0 = ticks_ms()
+        while True:
+            time.sleep(0.002)
+            with dev as d:
+                d.write_then_readinto(p, b)
+            dt = ticks_diff(ticks_ms(), t0)
+            if b[0] & 0x80:  # OS reads 1: no conversion in progress
+                break
+            if dt > 300:
+                raise SensorError("ADC: conversion never finished")
+    return "ADS1115" if dt > 50 else "TLA2024"
 
 
 def calibration(settings):
