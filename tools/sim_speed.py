@@ -4,6 +4,7 @@
     .venv/bin/python tools/sim_speed.py --profile noon   # cProfile of one case, top functions by own time
     .venv/bin/python tools/sim_speed.py --day        # the whole clear_day scenario (long: run it in the background)
     .venv/bin/python tools/sim_speed.py --write [...] # also store the rows in bench/results.json, rewrite BENCHMARKS.md
+    .venv/bin/python tools/sim_speed.py --split noon  # where the wall time of a control step goes (plant or the rest)
 
 Cases (every one with no breakout module plugged, so only the core firmware and the plant run):
   demo      the demo scenario's first 60 s (start scan, tracking at ~950 W/m2)
@@ -55,11 +56,25 @@ def _load(name, extra=None):
     return load_scenario(os.path.join(ROOT, "scenarios", scen + ".toml"), ov)
 
 
-def run_case(name, extra=None, profile=False):
+def run_case(name, extra=None, profile=False, split=None):
+    """split: a dict that gets the wall seconds spent integrating the plant ("plant_s"; the rest is the firmware,
+    the stand-ins, the emulators and the clock)."""
     from sim.runner import SimRun
 
     sc = _load(name, extra)
     run = SimRun(sc, echo=False, status_every_s=0)
+    if split is not None:
+        plant = run.sim.plant
+        inner = plant.advance_to
+        split["plant_s"] = 0.0
+        clock = time.perf_counter
+
+        def timed(t_ns):
+            t = clock()
+            inner(t_ns)
+            split["plant_s"] += clock() - t
+
+        plant.advance_to = timed
     prof = cProfile.Profile() if profile else None
     t0 = time.perf_counter()
     if prof:
@@ -86,6 +101,8 @@ def main(argv=None):
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--day", action="store_true", help="run the whole clear_day scenario (24 h simulated)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra scenario override")
+    ap.add_argument("--split", action="store_true",
+                    help="also time the plant's integration: per control step, the plant and everything else (us)")
     ap.add_argument("--write", action="store_true",
                     help="store the rows in bench/results.json (sim_speed) and rewrite BENCHMARKS.md")
     args = ap.parse_args(argv)
@@ -113,8 +130,13 @@ def main(argv=None):
 
         stamp = report.git_commit(), report.now_utc()  # the code as it was when the runs started
     for name in cases:
-        s, wall, _ = run_case(name, extra)
+        split = {} if args.split else None
+        s, wall, _ = run_case(name, extra, split=split)
         print(_row(name, s, wall))
+        if split is not None and s["control_rate_hz"]:
+            steps = s["sim_seconds"] * s["control_rate_hz"]
+            print("         per control step: plant %.0f us, firmware + stand-ins + emulators + clock %.0f us" % (
+                1e6 * split["plant_s"] / steps, 1e6 * (wall - split["plant_s"]) / steps))
         sys.stdout.flush()
         rows[name] = {"what": WHAT.get(name, name), "sim_s": s["sim_seconds"], "wall_s": round(wall, 2),
                       "speed": round(s["sim_seconds"] / wall, 2), "control_rate_hz": s["control_rate_hz"],
