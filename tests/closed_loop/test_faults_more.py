@@ -109,9 +109,11 @@ def test_reverse_current_is_ended_by_the_backflow_mosfet_within_one_step():
     rev = [s for s in r.probe.between(25.0, 30.0) if s.i_pv < -0.5]
     assert rev, "the DC source did not push current back (the test provokes nothing)"
     # the first 0.1 ms is the input capacitor discharging into the source (-62 A through the MOSFET, physics);
-    # the firmware turns the MOSFET off at its next step (its body diode then blocks): measured 5.5 ms. That
-    # step also read the current sensor at its negative end (-3.4 A on fugu_v1): REVERSE trips at once
-    assert rev[-1].t - rev[0].t <= STEP_S * 1.2, (rev[0].t, rev[-1].t)
+    # the firmware turns the MOSFET off at the end of the first step that reads the current sensor after it began
+    # (its body diode then blocks): 5.5 to 9.9 ms measured, by where in the step the fault lands (at worst just
+    # after that step's current reading: one step to the next reading, then the rest of that step). That step read
+    # the sensor at its negative end (-3.4 A on fugu_v1): REVERSE trips at once
+    assert rev[-1].t - rev[0].t <= STEP_S * 2, (rev[0].t, rev[-1].t)
     assert set(r.faults) <= {"REVERSE"}, r.faults
     assert min(s.i_pv for s in r.probe.between(rev[-1].t + 0.001, 30.0)) >= -0.5
 
