@@ -178,6 +178,8 @@ class Plant:
         self.e_load_j = 0.0
         self.e_load_hv_j = 0.0  # the load on the PV terminals (its energy is part of e_pv_j, which is net)
         self.e_aux_j = 0.0
+        self._slow_q = self._slow_e = self._slow_h = 0.0  # battery charge, heat and time not yet stepped (_slow)
+        self._thevenin_due = True
         self.e_loss_j = dict.fromkeys(LOSS_KEYS[:-1], 0.0)  # bat_internal: the battery's own, not the board's
         self.e_stored0_j = 0.0
         # extremes
@@ -347,17 +349,13 @@ class Plant:
         """Integrate from self.t_ns to t_ns (the clock calls this before events and observations)."""
         st = self.stage
         bat = self.battery
-        # the battery's own time constants are seconds: it is stepped with the mean current of the steps in one call
-        # (at most BAT_BATCH_S), and its Thevenin source refreshed after each of its steps
-        bat_q = bat_h = 0.0
-        heat_j = heat_h = 0.0
-        thevenin_due = True
+        self._thevenin_due = True  # whatever happened since the last call (a fault, a reconnection) is seen
         while self.t_ns < t_ns:
             t_s = self.t_ns * 1e-9
             self._update_conditions(t_s)
-            if st.bat_connected and thevenin_due:
+            if st.bat_connected and self._thevenin_due:
                 st.bat_e_v, st.bat_r_ohm = bat.thevenin()
-                thevenin_due = False
+                self._thevenin_due = False
             h_max = (t_ns - self.t_ns) * 1e-9
             nc = self._next_change(t_s)
             if nc - t_s > 1e-9:
@@ -373,30 +371,27 @@ class Plant:
             self.t_ns += dt_ns
             self.steps += 1
             self._account(h)
-            if st.bat_connected and bat is not None:
-                bat_q += st.i_bat * h
-                bat_h += h
-                if bat_h >= BAT_BATCH_S:
-                    bat.step(bat_q / bat_h, bat_h)
-                    bat_q = bat_h = 0.0
-                    thevenin_due = True
-            heat_j += self._loss_w * h
-            heat_h += h
-            if heat_h >= BAT_BATCH_S:
-                self._heat(heat_j, heat_h)
-                heat_j = heat_h = 0.0
+            self._slow(st.i_bat, self._loss_w, h)
             if self.on_substep is not None:
                 self.on_substep(self)
-        if bat_h > 0.0:
-            bat.step(bat_q / bat_h, bat_h)
-        if heat_h > 0.0:
-            self._heat(heat_j, heat_h)
+        self._slow(0.0, 0.0, 0.0, flush=True)
 
-    def _heat(self, heat_j, dt_s):
-        """The heatsink over dt with the mean of the losses (its time constant is minutes)."""
-        if self.heatsink is not None:
-            fan_air = self.fan.airflow(self.fan_command) if self.fan is not None else 0.0
-            self.heatsink.step(heat_j / dt_s + self.heat_extra_w, fan_air, dt_s)
+    def _slow(self, i_bat, loss_w, h, flush=False):
+        """The battery and the heatsink, whose fastest time constants are tens of seconds: stepped with the mean
+        current and loss of the plant steps, every BAT_BATCH_S and at the end of each advance (so whatever observes
+        them next sees them up to date); the battery's Thevenin source is refreshed after each of its steps."""
+        self._slow_q += i_bat * h
+        self._slow_e += loss_w * h
+        self._slow_h += h
+        hh = self._slow_h
+        if hh >= BAT_BATCH_S or (flush and hh > 0.0):
+            if self.stage.bat_connected and self.battery is not None:
+                self.battery.step(self._slow_q / hh, hh)
+                self._thevenin_due = True
+            if self.heatsink is not None:
+                fan_air = self.fan.airflow(self.fan_command) if self.fan is not None else 0.0
+                self.heatsink.step(self._slow_e / hh + self.heat_extra_w, fan_air, hh)
+            self._slow_q = self._slow_e = self._slow_h = 0.0
 
     def _account(self, h):
         st = self.stage
@@ -458,11 +453,13 @@ class Plant:
         bat = self.battery
         others = self.stages[1:]
         i_avg = self._i_avg
+        self._thevenin_due = True
         while self.t_ns < t_ns:
             t_s = self.t_ns * 1e-9
             self._update_conditions(t_s)
-            if st.bat_connected:
+            if st.bat_connected and self._thevenin_due:
                 st.bat_e_v, st.bat_r_ohm = bat.thevenin()
+                self._thevenin_due = False
             h_max = (t_ns - self.t_ns) * 1e-9
             nc = self._next_change(t_s)
             if nc - t_s > 1e-9:
@@ -499,13 +496,10 @@ class Plant:
                     e_loss += self._account_other(k, stk, hk)
                 i_avg[k] = q / h
                 loss_w += e_loss / h
-            if st.bat_connected and bat is not None:
-                bat.step(st.i_bat, h)
-            if self.heatsink is not None:
-                fan_air = self.fan.airflow(self.fan_command) if self.fan is not None else 0.0
-                self.heatsink.step(loss_w + self.heat_extra_w, fan_air, h)
+            self._slow(st.i_bat, loss_w, h)
             if self.on_substep is not None:
                 self.on_substep(self)
+        self._slow(0.0, 0.0, 0.0, flush=True)
 
     def _account_node0(self, h, inj):
         """Channel 0's extra books when other channels feed its node: _account() booked its load current
