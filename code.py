@@ -45,7 +45,7 @@ if microcontroller.cpu.reset_reason == microcontroller.ResetReason.WATCHDOG:
     ext = None
 else:
     host.discover()
-    ext = host if host.running or host._absent else None  # something runs, or a socket is looked at
+    ext = host if host.running or host.absent else None  # something runs, or a socket is looked at
 del host
 if ext is None:  # no extension runs or is looked for: the extension machinery need not stay in RAM
     del ExtContext, ExtensionHost

@@ -204,7 +204,7 @@ class ExtensionHost:
         self._strikes = []  # per running extension: calls over budget ...
         self._good = []  # ... and good calls since the last of them
         self._next = 0  # round robin position
-        self._absent = []  # [name, due ms]: hot-pluggable extensions not found, looked for again when due
+        self.absent = []  # [name, due ms]: hot-pluggable extensions not found, looked for again when due
 
     # -- discovery ------------------------------------------------------------------------------------------
     def discover(self, names=None):
@@ -231,7 +231,7 @@ class ExtensionHost:
                 every = 0  # a missing library or a broken probe: looking again would fail again
             if not present:
                 if every:
-                    self._absent.append([name, ticks_ms() + every])
+                    self.absent.append([name, ticks_ms() + every])
                     self.log("ext %s: not there yet, looked for every %d s" % (name, every // 1000))
                 else:
                     self.log("ext %s: not found" % name)
@@ -320,7 +320,7 @@ class ExtensionHost:
                 return True
         # one absent hot-pluggable extension whose time has come: import, probe, start; or unload it again (inline:
         # each method name stays interned in RAM)
-        for entry in self._absent:
+        for entry in self.absent:
             if ticks_diff(now, entry[1]) >= 0:
                 name = entry[0]
                 ext = self._load(name, True)
@@ -329,9 +329,9 @@ class ExtensionHost:
                     try:
                         present = ext.probe()
                     except Exception:
-                        present = False
+                        pass
                 if present:
-                    self._absent.remove(entry)
+                    self.absent.remove(entry)
                     if self.add(ext):
                         return True
                 else:

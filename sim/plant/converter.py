@@ -292,10 +292,6 @@ class PowerStage:
         p = self.p
         return (-g[0][0] / p.c_in_f, 0.0 if blocked else -g[0][1] / p.l_h, -g[0][2] / p.c_out_f)
 
-    def _derivs(self, x, fr, blocked):
-        """dx/dt at x."""
-        return self._derivs_of(self._static(x, fr[0], fr[1], fr[2], blocked), blocked)
-
     # ------------------------------------------------------------------------------------------------------
     def _is_blocked(self, fr):
         """Driver off and no diode forward-biased: the inductor current stays at zero."""
@@ -420,12 +416,9 @@ class PowerStage:
         if pk > self.il_peak_a:
             self.il_peak_a = pk
 
-    def losses(self, fr=None):
-        """Instantaneous loss breakdown (W) at the present state."""
-        return dict(zip(LOSS_KEYS, self.loss_terms(fr)))
-
     def loss_terms(self, fr=None):
-        """The losses of LOSS_KEYS, in that order (the plant's books add them up every step)."""
+        """Instantaneous losses (W) at the present state, those of LOSS_KEYS in that order (the plant's books add
+        them up every step)."""
         p = self.p
         fr = fr or self.fractions()
         f_hs, f_ls, switching = fr

@@ -408,14 +408,7 @@ class Plant:
             self._account_load_hv(st, h)
         p_aux = self.aux_power_w()
         self.e_aux_j += p_aux * h
-        pv_path, conduction, diode, switching, out_wiring, _ = st.loss_terms(st.last_fr)
-        el = self.e_loss_j
-        el["pv_path"] += pv_path * h
-        el["conduction"] += conduction * h
-        el["diode"] += diode * h
-        el["switching"] += switching * h
-        el["out_wiring"] += out_wiring * h
-        self._loss_w = conduction + diode + switching + pv_path
+        self._loss_w = self._book_losses(st, h)
         if st.v_pv > self.max_v_pv:
             self.max_v_pv = st.v_pv
         if st.vc > self.max_v_pv:
@@ -424,6 +417,17 @@ class Plant:
             self.max_v_out = st.vo
         if st.bat_connected and v_bat_term > self.max_v_bat:
             self.max_v_bat = v_bat_term
+
+    def _book_losses(self, st, h):
+        """Add a stage's losses over h to the books; returns the part that heats the heatsink (W)."""
+        pv_path, conduction, diode, switching, out_wiring, _ = st.loss_terms(st.last_fr)
+        el = self.e_loss_j
+        el["pv_path"] += pv_path * h
+        el["conduction"] += conduction * h
+        el["diode"] += diode * h
+        el["switching"] += switching * h
+        el["out_wiring"] += out_wiring * h
+        return conduction + diode + switching + pv_path
 
     def _account_load_hv(self, st, h):
         """The PV-terminal load's energy. While the stage's input path blocks (driver and backflow MOSFET off,
@@ -520,19 +524,14 @@ class Plant:
         self._e_pv_ch[k] += p_pv
         self.e_transfer_out_j += st.i_bat * st.bat_e_v * h  # delivered at channel 0's node voltage
         self.e_aux_j += self.aux_power_w(st) * h
-        losses = st.losses(st.last_fr)
-        el = self.e_loss_j
-        for key, v in losses.items():
-            if key == "bat_internal":
-                continue
-            el[key] += v * h
+        heat_w = self._book_losses(st, h)
         if st.v_pv > self.max_v_pv:
             self.max_v_pv = st.v_pv
         if st.vc > self.max_v_pv:
             self.max_v_pv = st.vc
         if st.vo > self.max_v_out:
             self.max_v_out = st.vo
-        return (losses["conduction"] + losses["diode"] + losses["switching"] + losses["pv_path"]) * h
+        return heat_w * h
 
     # -- figures -----------------------------------------------------------------------------------------
     @property
