@@ -172,6 +172,7 @@ class SimRun:
     # -- periodic events -----------------------------------------------------------------------------------
     def _record(self, t_ns):
         p = self.sim.plant
+        p.sync()
         st = p.stage
         bat = p.battery
         self.rows.append((
@@ -312,6 +313,7 @@ class SimRun:
 
     def summary(self):
         p = self.sim.plant
+        p.sync()
         st = p.stage
         e_in, acc, rel = p.energy_balance()
         avail = p.e_available_j / 3600.0

@@ -19,7 +19,11 @@ the original single-stage loop runs unchanged (no per-step cost for the partitio
 
 import math
 
+import numpy as np
+
+from sim.plant import stage_kernel as K
 from sim.plant.converter import LOSS_KEYS
+from sim.plant.pv import table_of
 
 BAT_BATCH_S = 0.05  # longest battery and heatsink step (their fastest time constants are tens of seconds)
 
@@ -27,7 +31,7 @@ BAT_BATCH_S = 0.05  # longest battery and heatsink step (their fastest time cons
 class PVPort:
     """One PV input's terminals: the array and the faults a scenario puts on them (disconnected, shorted), and a
     load hung on them (boost mode: the battery stepped up onto these terminals). The load stays when the array is
-    disconnected."""
+    disconnected. The power stage gets all of it as data (wire())."""
 
     def __init__(self, pv):
         self.pv = pv
@@ -36,51 +40,19 @@ class PVPort:
         self.r_short_ohm = 0.01
         self.dc_source_v = None  # fault pv_dc_source: a stiff DC source on the PV bus (sinks above, feeds below)
         self.r_dc_source_ohm = 0.1
-        self.load = None  # callable(v) -> (i drawn, di/dv), or None
+        self.load = None  # a loads.DCLoad on the terminals, or None
 
-    def current(self, v):
-        i, di = self.pv.current_and_slope(v)
-        if self.short:
-            g = 1.0 / self.r_short_ohm
-            i -= v * g
-            di -= g
-        if self.dc_source_v is not None:
-            g = 1.0 / self.r_dc_source_ohm
-            i += (self.dc_source_v - v) * g
-            di -= g
-        if self.load is not None:
-            il, dil = self.load(v)
-            i -= il
-            di -= dil
-        return i, di
+    def wire(self, stage, load_frac):
+        dc = (self.dc_source_v, self.r_dc_source_ohm) if self.dc_source_v is not None else None
+        stage.set_port(self.connected, self.r_short_ohm if self.short else None, dc, self.load, load_frac)
+        stage.tab = table_of(self.pv)
 
-    def short_only(self, v):
-        g = 1.0 / self.r_short_ohm
-        if self.load is not None:
-            il, dil = self.load(v)
-            return -v * g - il, -g - dil
-        return -v * g, -g
-
-    def load_only(self, v):
-        il, dil = self.load(v)
-        return -il, -dil
-
-    def source(self):
-        """What the power stage's PV branch sees: callable(v) -> (i, di/dv), or None when nothing is connected.
-        (The plant asks again whenever a fault changes the port.)"""
-        if self.connected:
-            if self.short or self.dc_source_v is not None or self.load is not None:
-                return self.current
-            return self.pv.current_and_slope  # the array alone: one call less per evaluation
-        if self.short:
-            return self.short_only
-        return self.load_only if self.load is not None else None
-
-    def open_voltage(self, v_max, v_guess=0.0):
+    @staticmethod
+    def open_voltage(stage, v_max, v_guess=0.0):
         """Terminal voltage (0..v_max) where nothing flows into the stage (its input path blocks): the array and
         the load (and a short) settle on their own operating point."""
-        src = self.source()
-        if src is None or v_max <= 0.0 or src(0.0)[0] <= 0.0:
+        src = stage.port_current
+        if not stage.has_source or v_max <= 0.0 or src(0.0)[0] <= 0.0:
             return 0.0
         if src(v_max)[0] >= 0.0:
             return v_max
@@ -137,7 +109,7 @@ class Plant:
         self.load_hv = load if getattr(load, "port", "battery") == "pv" else None
         if self.load_hv is not None:
             load = None
-            self.ports[0].load = self._load_hv_current
+            self.ports[0].load = self.load_hv
         self.load = load
         self.heatsink = heatsink
         self.fan = fan
@@ -166,32 +138,18 @@ class Plant:
         self.p_mpp_ch = [0.0] * n
         self.v_mpp_ch = [0.0] * n
         self._cond_ch = [(None, None, None)] * n  # (g, t_cell, shade) last given to each array
-        # energy bookkeeping (J)
-        self.e_available_j = 0.0
-        self.e_pv_j = 0.0
+        # energy bookkeeping (J): the kernel's books (properties below) and the multi-channel extras
+        self.A = np.zeros(K.NA)
         self._e_available_ch = [0.0] * n  # per channel (multi-channel plants; one channel: the totals)
         self._e_pv_ch = [0.0] * n
         self.e_transfer_out_j = 0.0  # channels 1.. -> channel 0's node, booked by the senders
         self.e_transfer_in_j = 0.0  # the same, booked by channel 0's node
-        self.e_bat_in_j = 0.0  # at the battery terminals, signed (discharge subtracts)
-        self.e_bat_charge_j = 0.0  # only the charging part
-        self.e_load_j = 0.0
         self.e_load_hv_j = 0.0  # the load on the PV terminals (its energy is part of e_pv_j, which is net)
-        self.e_aux_j = 0.0
-        self._slow_q = self._slow_e = self._slow_h = 0.0  # battery charge, heat and time not yet stepped (_slow)
         self._thevenin_due = True
-        self.e_loss_j = dict.fromkeys(LOSS_KEYS[:-1], 0.0)  # bat_internal: the battery's own, not the board's
         self.e_stored0_j = 0.0
-        # extremes
-        self.max_v_pv = 0.0
-        self.max_v_out = 0.0
-        self.max_v_bat = 0.0
-        self.steps = 0
         self.on_substep = None
         self._loss_w = 0.0
         self._load_frac = 1.0
-        self._pv_fn = self.ports[0].current
-        self._load_fn = self._load_current
         self._i_inj = 0.0  # multi-channel: the other channels' current into channel 0's node (A)
         self._i_avg = [0.0] * n
         if n > 1:
@@ -201,38 +159,27 @@ class Plant:
         self._wire_sources()
 
     # ---------------------------------------------------------------------------------------------------
-    def _load_current(self, v):
-        i, di = self.load.current_and_slope(v)
-        f = self._load_frac
-        return i * f, di * f
-
     def _load_hv_current(self, v):
-        i, di = self.load_hv.current_and_slope(v)
-        f = self._load_frac
-        return i * f, di * f
-
-    def _node0_current(self, v):
-        """Multi-channel: what leaves channel 0's output node besides the battery: the load, minus what the other
-        channels inject (held constant over the step)."""
-        if self.load is None:
-            return -self._i_inj, 0.0
-        i, di = self.load.current_and_slope(v)
-        f = self._load_frac
-        return i * f - self._i_inj, di * f
+        return self.load_hv.current_and_slope(v)[0] * self._load_frac
 
     def _wire_sources(self):
+        """Hand each stage its PV port and its output node as data (again after every fault that changes them);
+        with several channels channel 0's output load is less what the others inject (set per step)."""
         st = self.stage
-        st.pv_current = self.ports[0].source()
         st.bat_connected = self.bat_present and self.battery is not None
-        if self.n_channels == 1:
-            st.load = self._load_fn if self.load is not None else None
-            return
-        st.load = self._node0_current
-        for port, stk in zip(self.ports[1:], self.stages[1:]):
-            stk.pv_current = port.source()
+        st.set_output_load(self.load, self._load_frac, self._i_inj)
+        for port, stk in zip(self.ports, self.stages):
+            port.wire(stk, self._load_frac)
+        for stk in self.stages[1:]:
             stk.bat_connected = True  # joined to channel 0's node, battery or not
             stk.bat_r_ohm = 0.0
-            stk.load = None
+            stk.set_output_load(None)
+
+    def _set_load_frac(self, f):
+        if f != self._load_frac:
+            self._load_frac = f
+            self.stage.U[K.U_LD + 3] = f
+            self.stage.U[K.U_PL + 3] = f
 
     def _ports(self, channel):
         return self.ports if channel is None else [self.ports[channel]]
@@ -266,6 +213,7 @@ class Plant:
 
     def set_battery_connected(self, connected):
         self.bat_present = connected
+        self._thevenin_due = True
         self._wire_sources()
 
     def settle(self, t_s=0.0):
@@ -280,7 +228,7 @@ class Plant:
             if k > 0:
                 stk.vo = st.vo
                 stk.bat_e_v = st.vo
-            if stk.pv_current is not None and port.connected:
+            if stk.has_source and port.connected:
                 stk.vc = max(0.0, port.pv.voc() - stk.p.v_f_body_v) if self.g_w_m2 * self._scale[k] > 0 else 0.0
             if stk.bat_connected and stk.vo - stk.p.v_f_body_v > stk.vc:
                 stk.vc = stk.vo - stk.p.v_f_body_v  # charged from the output through the high-side body diode
@@ -296,12 +244,13 @@ class Plant:
         tc = self._cell_temp(t_s, g) if self.ambient_override_c is None else amb + (self._cell_temp(t_s, g) -
                                                                                     self._ambient(t_s))
         sh = self._shade(t_s)
-        self._load_frac = self._load_fraction(t_s)
+        self._set_load_frac(self._load_fraction(t_s))
         if self.heatsink is not None:
             self.heatsink.t_amb_c = amb
         if force or g != self.g_w_m2 or tc != self.t_cell_c or sh != self._shade_now:
             self.g_w_m2, self.t_cell_c, self._shade_now = g, tc, sh
             self.pv.set_conditions(g, tc, sh)
+            self.stage.tab = table_of(self.pv)
             if g > 0.0:
                 v, i, pmp = self.pv.mpp()
             else:
@@ -316,7 +265,7 @@ class Plant:
         g = self._irr(t_s)
         amb_sc = self._ambient(t_s)
         amb = self.ambient_override_c if self.ambient_override_c is not None else amb_sc
-        self._load_frac = self._load_fraction(t_s)
+        self._set_load_frac(self._load_fraction(t_s))
         if self.heatsink is not None:
             self.heatsink.t_amb_c = amb
         self.g_w_m2 = g
@@ -332,6 +281,7 @@ class Plant:
                 self._cond_ch[k] = cond
                 pv = self.pvs[k]
                 pv.set_conditions(gk, tc, sh)
+                self.stages[k].tab = table_of(pv)
                 if gk > 0.0:
                     v, i, pmp = pv.mpp()
                 else:
@@ -346,109 +296,78 @@ class Plant:
 
     # ---------------------------------------------------------------------------------------------------
     def advance_to(self, t_ns):
-        """Integrate from self.t_ns to t_ns (the clock calls this before events and observations)."""
+        """Integrate from self.t_ns to t_ns (the clock calls this before events and observations). The steps run
+        in the compiled kernel, which comes back here when the conditions, a profile's breakpoint or a battery
+        batch are due (every few milliseconds at most)."""
         st = self.stage
         bat = self.battery
-        self._thevenin_due = True  # whatever happened since the last call (a fault, a reconnection) is seen
+        S, U, P, A = st.S, st.U, st.P, self.A
+        max_steps = 1 if (self.on_substep is not None or self.load_hv is not None) else 1 << 30
         while self.t_ns < t_ns:
             t_s = self.t_ns * 1e-9
             self._update_conditions(t_s)
-            if st.bat_connected and self._thevenin_due:
-                st.bat_e_v, st.bat_r_ohm = bat.thevenin()
+            if self._thevenin_due and U[K.U_BATCONN] != 0.0:
+                U[K.U_BATE], U[K.U_BATR] = bat.thevenin()
                 self._thevenin_due = False
-            h_max = (t_ns - self.t_ns) * 1e-9
-            nc = self._next_change(t_s)
-            if nc - t_s > 1e-9:
-                h_max = min(h_max, nc - t_s)
-            h_max = min(h_max, self.cond_dt_s)
-            h = st.step(h_max)
-            dt_ns = int(round(h * 1e9))
-            if dt_ns <= 0:
-                dt_ns = 1
-            if self.t_ns + dt_ns > t_ns:
-                dt_ns = t_ns - self.t_ns
-            h = dt_ns * 1e-9
-            self.t_ns += dt_ns
-            self.steps += 1
-            self._account(h)
-            self._slow(st.i_bat, self._loss_w, h)
+            tv, tc, ends = st.tab
+            t1 = K.advance(S, U, P, tv, tc, ends, A, self.t_ns, t_ns, self._t_cond, self.cond_dt_s,
+                           self._next_change(t_s), self.p_mpp_w, BAT_BATCH_S, max_steps)
+            if t1 < 0:
+                st.raise_failed()
+            h = (t1 - self.t_ns) * 1e-9
+            self.t_ns = t1
+            if self.load_hv is not None:
+                self._account_load_hv(st, h)
+                if st.v_pv > A[K.A_MAXVPV]:  # the terminals' own voltage while the input path blocks
+                    A[K.A_MAXVPV] = st.v_pv
+            if A[K.A_SLOWH] >= BAT_BATCH_S:
+                self._slow(0.0, 0.0, 0.0)
             if self.on_substep is not None:
                 self.on_substep(self)
+
+    def sync(self):
+        """Bring the battery and the heatsink up to the plant's time (they lag it by less than BAT_BATCH_S
+        otherwise): before reading their state for a report."""
         self._slow(0.0, 0.0, 0.0, flush=True)
 
     def _slow(self, i_bat, loss_w, h, flush=False):
         """The battery and the heatsink, whose fastest time constants are tens of seconds: stepped with the mean
-        current and loss of the plant steps, every BAT_BATCH_S and at the end of each advance (so whatever observes
-        them next sees them up to date); the battery's Thevenin source is refreshed after each of its steps."""
-        self._slow_q += i_bat * h
-        self._slow_e += loss_w * h
-        self._slow_h += h
-        hh = self._slow_h
+        current and loss of the plant steps every BAT_BATCH_S (and on sync()); the battery's Thevenin source is
+        refreshed after each of its steps."""
+        A = self.A
+        A[K.A_SLOWQ] += i_bat * h
+        A[K.A_SLOWE] += loss_w * h
+        A[K.A_SLOWH] += h
+        hh = float(A[K.A_SLOWH])
         if hh >= BAT_BATCH_S or (flush and hh > 0.0):
             if self.stage.bat_connected and self.battery is not None:
-                self.battery.step(self._slow_q / hh, hh)
+                self.battery.step(float(A[K.A_SLOWQ]) / hh, hh)
                 self._thevenin_due = True
             if self.heatsink is not None:
                 fan_air = self.fan.airflow(self.fan_command) if self.fan is not None else 0.0
-                self.heatsink.step(self._slow_e / hh + self.heat_extra_w, fan_air, hh)
-            self._slow_q = self._slow_e = self._slow_h = 0.0
+                self.heatsink.step(float(A[K.A_SLOWE]) / hh + self.heat_extra_w, fan_air, hh)
+            A[K.A_SLOWQ] = A[K.A_SLOWE] = A[K.A_SLOWH] = 0.0
 
     def _account(self, h):
+        """Channel 0's books over a step of h (the kernel's own, for the multi-channel loop)."""
         st = self.stage
-        p_pv = st.v_pv * st.i_pv
-        self.e_available_j += self.p_mpp_w * h
-        self.e_pv_j += p_pv * h
-        v_bat_term = st.vo - st.i_bat * st.p.r_out_wiring_ohm
-        p_bat = st.i_bat * v_bat_term if st.bat_connected else 0.0
-        self.e_bat_in_j += p_bat * h
-        if p_bat > 0:
-            self.e_bat_charge_j += p_bat * h
-        self.e_load_j += st.i_load * st.vo * h
-        if self.load_hv is not None:
-            self._account_load_hv(st, h)
-        p_aux = self.aux_power_w()
-        self.e_aux_j += p_aux * h
-        self._loss_w = self._book_losses(st, h)
-        if st.v_pv > self.max_v_pv:
-            self.max_v_pv = st.v_pv
-        if st.vc > self.max_v_pv:
-            self.max_v_pv = st.vc
-        if st.vo > self.max_v_out:
-            self.max_v_out = st.vo
-        if st.bat_connected and v_bat_term > self.max_v_bat:
-            self.max_v_bat = v_bat_term
+        self._loss_w = K.account(st.S, st.U, st.P, self.A, h, self.p_mpp_w)
 
     def _book_losses(self, st, h):
         """Add a stage's losses over h to the books; returns the part that heats the heatsink (W)."""
-        pv_path, conduction, diode, switching, out_wiring, _ = st.loss_terms(st.last_fr)
-        el = self.e_loss_j
-        el["pv_path"] += pv_path * h
-        el["conduction"] += conduction * h
-        el["diode"] += diode * h
-        el["switching"] += switching * h
-        el["out_wiring"] += out_wiring * h
-        return conduction + diode + switching + pv_path
+        return K.book_losses(st.S, st.U, st.P, self.A, h)
 
     def _account_load_hv(self, st, h):
         """The PV-terminal load's energy. While the stage's input path blocks (driver and backflow MOSFET off,
         nothing flowing) the terminals are cut off from the input capacitor: they sit where the array and the load
         meet (0 V with no array), not at the capacitor's voltage the stage reports."""
         if st.i_pv == 0.0 and not st.backflow_on:
-            st.v_pv = self.ports[0].open_voltage(st.vc + st.p.v_f_body_v, st.v_pv)
-        self.e_load_hv_j += self._load_hv_current(st.v_pv)[0] * st.v_pv * h
+            st.v_pv = PVPort.open_voltage(st, st.vc + st.p.v_f_body_v, st.v_pv)
+        self.e_load_hv_j += self._load_hv_current(st.v_pv) * st.v_pv * h
 
     def aux_power_w(self, st=None):
         """The aux supply's draw (MCU, ADC, gate driver) from a stage's output node (default: channel 0's)."""
-        if st is None:
-            st = self.stage
-        p = st.p
-        p_aux = p.p_aux_w + (p.p_gate_w if st._switching else 0.0)
-        vo = st.vo
-        if vo > 5.0:
-            return p_aux
-        if vo > 0.0:
-            return p_aux * (vo / 5.0) ** 2
-        return 0.0
+        return (st or self.stage).aux_power_w()
 
     # -- several channels -------------------------------------------------------------------------------
     def _advance_multi(self, t_ns):
@@ -457,7 +376,6 @@ class Plant:
         bat = self.battery
         others = self.stages[1:]
         i_avg = self._i_avg
-        self._thevenin_due = True
         while self.t_ns < t_ns:
             t_s = self.t_ns * 1e-9
             self._update_conditions(t_s)
@@ -473,6 +391,7 @@ class Plant:
             for k in range(1, self.n_channels):
                 inj += i_avg[k]
             self._i_inj = inj
+            st.U[K.U_INJ] = inj
             h = st.step(h_max)
             dt_ns = int(round(h * 1e9))
             if dt_ns <= 0:
@@ -481,7 +400,7 @@ class Plant:
                 dt_ns = t_ns - self.t_ns
             h = dt_ns * 1e-9
             self.t_ns += dt_ns
-            self.steps += 1
+            self.A[K.A_STEPS] += 1
             self._account(h)
             self._account_node0(h, inj)
             loss_w = self._loss_w
@@ -503,7 +422,6 @@ class Plant:
             self._slow(st.i_bat, loss_w, h)
             if self.on_substep is not None:
                 self.on_substep(self)
-        self._slow(0.0, 0.0, 0.0, flush=True)
 
     def _account_node0(self, h, inj):
         """Channel 0's extra books when other channels feed its node: _account() booked its load current
@@ -534,6 +452,11 @@ class Plant:
         return heat_w * h
 
     # -- figures -----------------------------------------------------------------------------------------
+    @property
+    def e_loss_j(self):
+        """Losses by kind (J), LOSS_KEYS but the battery's own internal loss (not the board's)."""
+        return dict(zip(LOSS_KEYS[:-1], (float(x) for x in self.A[K.A_L_PV:K.A_L_OUTW + 1])))
+
     @property
     def e_pv_ch(self):
         """PV energy harvested per channel (J)."""
@@ -567,3 +490,25 @@ class Plant:
         # a battery that discharges feeds the aux supply: compare the flows through the converter boundary
         scale = max(abs(self.e_pv_j), abs(self.e_bat_in_j) + self.e_aux_j + self.e_load_j, 1e-9)
         return self.e_pv_j, accounted, (self.e_pv_j - accounted) / scale
+
+
+def _book(idx, conv=float, doc=None):
+    def get(self):
+        return conv(self.A[idx])
+
+    def put(self, value):
+        self.A[idx] = value
+
+    return property(get, put, doc=doc)
+
+
+Plant.e_available_j = _book(K.A_AVAIL, doc="energy the arrays offered at their true MPP (J)")
+Plant.e_pv_j = _book(K.A_PV, doc="PV energy harvested, net (J)")
+Plant.e_bat_in_j = _book(K.A_BAT_IN, doc="at the battery terminals, signed: discharge subtracts (J)")
+Plant.e_bat_charge_j = _book(K.A_BAT_CHG, doc="only the charging part (J)")
+Plant.e_load_j = _book(K.A_LOAD)
+Plant.e_aux_j = _book(K.A_AUX)
+Plant.max_v_pv = _book(K.A_MAXVPV)
+Plant.max_v_out = _book(K.A_MAXVOUT)
+Plant.max_v_bat = _book(K.A_MAXVBAT)
+Plant.steps = _book(K.A_STEPS, int)
