@@ -99,25 +99,40 @@ class I2C:
         buffer[start:end] = bytes(data[:n]).ljust(n, b"\xff")
 
     def writeto(self, address, buffer, *, start=0, end=sys.maxsize):
-        self._check()
-        start, end = _slice(buffer, start, end)
+        # hot (every ADC conversion starts here): the checks of _check/_slice/_device written out
+        if self._deinited:
+            self._check()
+        if end > len(buffer):
+            end = len(buffer)
         self._cost(end - start)
-        dev = self._device(address)
-        self._board.clock.run_events()
+        dev = self._devices.get(address)
+        if dev is None or not getattr(dev, "present", True):
+            raise oserror_nodev()
+        clock = self._board.clock
+        if clock._events and clock._events[0][0] <= clock.now_ns:
+            clock.run_events()
         dev.i2c_write(bytes(buffer[start:end]))
 
     def writeto_then_readfrom(self, address, out_buffer, in_buffer, *, out_start=0, out_end=sys.maxsize,
                               in_start=0, in_end=sys.maxsize):
-        self._check()
-        out_start, out_end = _slice(out_buffer, out_start, out_end)
-        in_start, in_end = _slice(in_buffer, in_start, in_end)
+        # hot (every ADC result is read here): as writeto
+        if self._deinited:
+            self._check()
+        if out_end > len(out_buffer):
+            out_end = len(out_buffer)
+        if in_end > len(in_buffer):
+            in_end = len(in_buffer)
         n = in_end - in_start
         self._cost(out_end - out_start + n, transactions=2)
-        dev = self._device(address)
-        self._board.clock.run_events()
+        dev = self._devices.get(address)
+        if dev is None or not getattr(dev, "present", True):
+            raise oserror_nodev()
+        clock = self._board.clock
+        if clock._events and clock._events[0][0] <= clock.now_ns:
+            clock.run_events()
         dev.i2c_write(bytes(out_buffer[out_start:out_end]))
         data = dev.i2c_read(n)
-        in_buffer[in_start:in_end] = bytes(data[:n]).ljust(n, b"\xff")
+        in_buffer[in_start:in_end] = data if len(data) == n else bytes(data[:n]).ljust(n, b"\xff")
 
 
 class SPI:

@@ -26,6 +26,9 @@ from sim.plant.converter import LOSS_KEYS
 from sim.plant.pv import table_of
 
 BAT_BATCH_S = 0.05  # longest battery and heatsink step (their fastest time constants are tens of seconds)
+_advance = K.advance
+_U_BATCONN, _U_BATE, _U_BATR, _A_SLOWH = K.U_BATCONN, K.U_BATE, K.U_BATR, K.A_SLOWH
+_MANY = 1 << 30
 
 
 class PVPort:
@@ -122,6 +125,7 @@ class Plant:
         self._scale = scale
         self._load_fraction = load_fraction or (lambda t: 1.0)
         self._next_change = next_change or (lambda t: math.inf)
+        self._nc = -math.inf  # _next_change() as last asked (valid while the plant's time is below it)
         self.cond_dt_s = cond_dt_s
         self.t_ns = 0
         self.r_pv_short_ohm = 0.01
@@ -298,32 +302,36 @@ class Plant:
     def advance_to(self, t_ns):
         """Integrate from self.t_ns to t_ns (the clock calls this before events and observations). The steps run
         in the compiled kernel, which comes back here when the conditions, a profile's breakpoint or a battery
-        batch are due (every few milliseconds at most)."""
+        batch are due (every few milliseconds at most); this loop runs ~400 times per simulated second, so it keeps
+        to what changed."""
         st = self.stage
-        bat = self.battery
         S, U, P, A = st.S, st.U, st.P, self.A
-        max_steps = 1 if (self.on_substep is not None or self.load_hv is not None) else 1 << 30
+        one = self.on_substep is not None or self.load_hv is not None
         while self.t_ns < t_ns:
-            t_s = self.t_ns * 1e-9
-            self._update_conditions(t_s)
-            if self._thevenin_due and U[K.U_BATCONN] != 0.0:
-                U[K.U_BATE], U[K.U_BATR] = bat.thevenin()
+            t0 = self.t_ns
+            t_s = t0 * 1e-9
+            if not t_s - self._t_cond < self.cond_dt_s:
+                self._update_conditions(t_s)
+            if self._thevenin_due and U[_U_BATCONN] != 0.0:
+                U[_U_BATE], U[_U_BATR] = self.battery.thevenin()
                 self._thevenin_due = False
+            if not t_s < self._nc:  # the profiles' first breakpoint after t_s, kept until passed
+                self._nc = self._next_change(t_s)
             tv, tc, ends = st.tab
-            t1 = K.advance(S, U, P, tv, tc, ends, A, self.t_ns, t_ns, self._t_cond, self.cond_dt_s,
-                           self._next_change(t_s), self.p_mpp_w, BAT_BATCH_S, max_steps)
+            t1 = _advance(S, U, P, tv, tc, ends, A, t0, t_ns, self._t_cond, self.cond_dt_s, self._nc, self.p_mpp_w,
+                          BAT_BATCH_S, 1 if one else _MANY)
             if t1 < 0:
                 st.raise_failed()
-            h = (t1 - self.t_ns) * 1e-9
             self.t_ns = t1
-            if self.load_hv is not None:
-                self._account_load_hv(st, h)
-                if st.v_pv > A[K.A_MAXVPV]:  # the terminals' own voltage while the input path blocks
-                    A[K.A_MAXVPV] = st.v_pv
-            if A[K.A_SLOWH] >= BAT_BATCH_S:
+            if A[_A_SLOWH] >= BAT_BATCH_S:
                 self._slow(0.0, 0.0, 0.0)
-            if self.on_substep is not None:
-                self.on_substep(self)
+            if one:
+                if self.load_hv is not None:
+                    self._account_load_hv(st, (t1 - t0) * 1e-9)
+                    if st.v_pv > A[K.A_MAXVPV]:  # the terminals' own voltage while the input path blocks
+                        A[K.A_MAXVPV] = st.v_pv
+                if self.on_substep is not None:
+                    self.on_substep(self)
 
     def sync(self):
         """Bring the battery and the heatsink up to the plant's time (they lag it by less than BAT_BATCH_S
