@@ -37,8 +37,13 @@ down as the source fades instead of holding its charge for minutes.
 | BAT_UV     | V_bat < cut-off (per chemistry and cell)               | 1 s        | V_bat >= restart for 10 s         |
 | HV_SOURCE  | current into the battery from the high side > 0.3 A    | 0.5 s      | V_hi < target - 2 V for 3 s       |
 | OVERLOAD   | over the current limit with the duty at d_max          | 0.2 s      | 10 s                              |
+|            | or a constant-power load: under a limit the high side  | 3 steps    |                                   |
+|            | falling by > 0.3 V and its current rising at 3 steps   |            |                                   |
+|            | in a row, or ringing (2 reversals of >= 1.5 V in a row)|            |                                   |
 BAT_OV, BAT_ABSENT and SENSOR as in buck mode.
 """
+
+from micropython import const
 
 from fugu import protection as P
 from fugu.sensors import ticks_diff
@@ -71,6 +76,8 @@ FWD_STOP_MS = 500
 I_CHARGE_MAX_MA = 2000  # the most the stage lets flow into the battery while it pulls the high side down
 UV_DEBOUNCE_MS = 1000
 OVERLOAD_MS = 200
+_RING_MV = const(1500)  # the high side ringing: a change of this much at one step, the opposite at the next
+_CPL_DV_MV = const(300)  # a constant-power load: the high side fell this much at a step and its current rose
 RECOVER_MS = 10000
 HV_RECOVER_MS = 3000  # HV_SOURCE: the high side below target - 2 V this long (dusk: the bus is back soon)
 BF_WATCH_MV = 1000  # HV_SOURCE: backflow MOSFET on while the high side is this far above the battery
@@ -101,6 +108,9 @@ class BoostStage(Stage):
         self._t_uv = -1
         self._t_fwd = -1
         self._t_over = -1
+        # constant-power watch: the high side (mV) and its change at the last step, reversals in a row, the
+        # high-side current (mA) at the last step, steps in a row the voltage fell and that current rose
+        self._ring = [0, 0, 0, 0, 0]
         self._n_rail = 0
         self._watch = False
         self._why = None
@@ -227,6 +237,7 @@ class BoostStage(Stage):
         self._t_uv = -1
         self._t_fwd = -1
         self._t_over = -1
+        self._ring[2] = self._ring[4] = 0
         self._n_rail = 0
         self.state = START
         self._t_state = now
@@ -340,6 +351,24 @@ class BoostStage(Stage):
                 self.trip(OVERLOAD, now)
         else:
             self._t_over = -1
+        # a constant-power load (a DC-DC converter) draws more as the voltage falls, so a current limit that lowers
+        # the high side only makes it worse, and on the stage's LC its negative incremental resistance rings up (in
+        # ~10 ms at FUGU's values once the high side is low enough); a stop after the ring has grown dumps the
+        # inductor's energy into the high side. Stop when either shows: under a limit, the high side falling and
+        # its current rising step after step; or the high side swinging back and forth by volts from one step to
+        # the next (a stage that only regulates never does)
+        r = self._ring
+        d = v_in - r[0]
+        r[2] = r[2] + 1 if (d > _RING_MV and r[1] < -_RING_MV) or (d < -_RING_MV and r[1] > _RING_MV) else 0
+        if binding and d < -_CPL_DV_MV:
+            r[4] = r[4] + 1 if i_hv > r[3] else 0
+        elif not binding:
+            r[4] = 0
+        r[0] = v_in
+        r[1] = d
+        r[3] = i_hv
+        if r[2] >= 2 or r[4] >= 3:
+            self.trip(OVERLOAD, now)
 
     def mode_name(self):
         if self.state != RUN:

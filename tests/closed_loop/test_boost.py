@@ -283,19 +283,19 @@ def test_fugu_v1_boost_is_limited_to_the_reverse_current_its_hall_sensor_can_rea
     assert all(row["fw_state"] == "LIMIT" for row in r.rows if row["t_s"] >= 7.0)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "a constant-power load has a negative incremental resistance: on the stage's LC it rings up within a few control "
-    "steps while the current limit lowers the voltage, and whether the firmware's stop comes before or after the "
-    "ring has grown depends on the trajectory (it passed with the battery stepped at every observation, fails with "
-    "it stepped every 50 ms; at 700-1200 W both overshoot v_in_max): a firmware weakness, see the session 6 note"))
-def test_a_constant_power_overload_ends_in_a_clean_stop():
-    # a 600 W constant-power load (a DC-DC converter) needs ~24 A from the battery, the limit is 20 A: lowering the
-    # voltage only raises its current, so the stage must stop, and stay stopped (no pumping, nothing flowing)
-    r = BoostRun(scenario__duration_s=10.0, load__kind="constant_power", load__value=600.0,
+@pytest.mark.parametrize("watts", [600.0, 800.0])
+def test_a_constant_power_overload_ends_in_a_clean_stop(watts):
+    # a constant-power load (a DC-DC converter) of 600 W needs ~24 A from the battery, the limit is 20 A: lowering
+    # the voltage only raises its current, and on the stage's LC its negative incremental resistance rings up once
+    # the high side is low enough; a stop after that dumps the inductor's energy into the high side (this run
+    # reached 83 V before the firmware watched for it). The stage must stop early, and stay stopped (no pumping,
+    # nothing flowing). At 900 W the high side collapses within one control step of the load step: beyond what
+    # firmware can catch (a real converter's under-voltage lockout cuts it out first).
+    r = BoostRun(scenario__duration_s=10.0, load__kind="constant_power", load__value=watts,
                  load__schedule=[[0, 0.2], [6, 1.0]])
-    assert len(r.faults) == 1 and r.faults[0] in ("OVERLOAD", "OC_OUT", "OC_IN", "PV_SHORT"), r.faults
+    assert r.faults == ["OVERLOAD"], r.faults
     t = r.summary["faults"][0]["t"]
-    assert 6.0 < t < 6.5
+    assert 6.0 < t < 6.1  # a few control steps after the load step
     assert not any(s.on for s in r.between(t + 0.05, 10.0))
     assert all(abs(s.i_bat) < 0.1 and s.i_pv == 0.0 for s in r.between(t + 0.2, 10.0))
     assert r.summary["max_pv_v"] < V_IN_MAX_V and math.isfinite(r.summary["energy_balance_error"])
