@@ -54,6 +54,16 @@ class I2C:
         clocks = 9 * (nbytes + transactions) + 2 * transactions
         b.clock.advance(b.cost.i2c_call_us * 1000 + clocks * 1e9 / self.frequency)
 
+    def _ready(self, address):
+        """The device at address (OSError ENODEV without one), after the clock's due events ran."""
+        dev = self._devices.get(address)
+        if dev is None or not getattr(dev, "present", True):
+            raise oserror_nodev()
+        clock = self._board.clock
+        if clock._events and clock._events[0][0] <= clock.now_ns:
+            clock.run_events()
+        return dev
+
     def _device(self, address):
         dev = self._devices.get(address)
         if dev is None or not getattr(dev, "present", True):
@@ -99,18 +109,13 @@ class I2C:
         buffer[start:end] = bytes(data[:n]).ljust(n, b"\xff")
 
     def writeto(self, address, buffer, *, start=0, end=sys.maxsize):
-        # hot (every ADC conversion starts here): the checks of _check/_slice/_device written out
+        # hot (every ADC conversion starts here): the checks of _check/_slice written out
         if self._deinited:
             self._check()
         if end > len(buffer):
             end = len(buffer)
         self._cost(end - start)
-        dev = self._devices.get(address)
-        if dev is None or not getattr(dev, "present", True):
-            raise oserror_nodev()
-        clock = self._board.clock
-        if clock._events and clock._events[0][0] <= clock.now_ns:
-            clock.run_events()
+        dev = self._ready(address)
         dev.i2c_write(bytes(buffer[start:end]))
 
     def writeto_then_readfrom(self, address, out_buffer, in_buffer, *, out_start=0, out_end=sys.maxsize,
@@ -124,12 +129,7 @@ class I2C:
             in_end = len(in_buffer)
         n = in_end - in_start
         self._cost(out_end - out_start + n, transactions=2)
-        dev = self._devices.get(address)
-        if dev is None or not getattr(dev, "present", True):
-            raise oserror_nodev()
-        clock = self._board.clock
-        if clock._events and clock._events[0][0] <= clock.now_ns:
-            clock.run_events()
+        dev = self._ready(address)
         dev.i2c_write(bytes(out_buffer[out_start:out_end]))
         data = dev.i2c_read(n)
         in_buffer[in_start:in_end] = data if len(data) == n else bytes(data[:n]).ljust(n, b"\xff")
