@@ -237,7 +237,9 @@ class BoostStage(Stage):
         self._t_uv = -1
         self._t_fwd = -1
         self._t_over = -1
-        self._ring[2] = self._ring[4] = 0
+        r = self._ring
+        r[0] = v_in
+        r[1] = r[2] = r[4] = 0
         self._n_rail = 0
         self.state = START
         self._t_state = now
