@@ -11,6 +11,8 @@ both fade out smoothly and odd-symmetrically (a small resistor near 0 V, never a
 
 import math
 
+from sim.plant.stage_kernel import LOAD_CODES, load_cs
+
 LOAD_KINDS = ("off", "resistive", "constant_current", "constant_power")
 LOAD_PORTS = ("battery", "pv")
 
@@ -40,27 +42,9 @@ class DCLoad:
         self.fade_v = fade_v if fade_v is not None else (2.0 if kind == "constant_power" else 1.0)
 
     def current_and_slope(self, v: float) -> tuple[float, float]:
-        """(current drawn at terminal voltage v in A, di/dv in A/V)."""
-        kind = self.kind
-        if kind == "resistive":
-            g = 1.0 / self.value
-            return v * g, g
-        if kind == "constant_current":
-            x = v / self.fade_v
-            if x > 20.0:
-                return self.value, 0.0
-            if x < -20.0:
-                return -self.value, 0.0
-            t = math.tanh(x)
-            return self.value * t, self.value * (1.0 - t * t) / self.fade_v
-        if kind == "constant_power":
-            p = self.value
-            v0sq = self.fade_v * self.fade_v
-            v2 = v * v
-            d = math.sqrt(v2 * v2 + v0sq * v0sq)
-            # di/dv = P * v0^4 / d^3 - P*v^4/d^3 = P (v0^4 - v^4) / d^3
-            return p * v / d, p * (v0sq * v0sq - v2 * v2) / (d * d * d)
-        return 0.0, 0.0
+        """(current drawn at terminal voltage v in A, di/dv in A/V): the formulas above, in stage_kernel.load_cs
+        (the power stage evaluates them there)."""
+        return load_cs(float(LOAD_CODES[self.kind]), self.value, self.fade_v, float(v))
 
     __call__ = current_and_slope
 
