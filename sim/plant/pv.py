@@ -31,6 +31,8 @@ from typing import Callable
 
 import numpy as np
 
+from sim.plant.stage_kernel import table_cs
+
 __all__ = ["PVSource", "EN50530_TECHNOLOGIES", "BYPASS_VF_V", "BYPASS_IF_A", "BYPASS_NVT_V"]
 
 # --- Bypass diode: generic 10-15 A power Schottky (e.g. SB1045/15SQ045 class) -----------------
@@ -406,7 +408,7 @@ def _solve_t_np(pair, tg, ig, I):
 def _hermite(V, I, D):
     """Monotone cubic Hermite table: exact node slopes limited by Fritsch-Carlson (a^2+b^2<=9).
 
-    Returns plain-Python data for the hot path: (V list, [(c0,c1,c2,c3)] per interval, ends).
+    Returns (V list, [(c0,c1,c2,c3)] per interval, ends); PVSource keeps them as arrays (table_np).
     """
     h = np.diff(V)
     delta = np.diff(I) / h
@@ -642,10 +644,7 @@ class PVSource:
         if cond.table_np is None:
             tv, tc, ends = cond.table
             cond.table_np = (np.array(tv), np.array(tc).reshape(-1, 4), np.array(ends))
-        self.table_np = cond.table_np  # the same table as arrays, for the compiled power stage
-        self._tv, self._tc, ends = cond.table
-        self._n_int = len(self._tc)
-        self._v_lo, self._i_lo, self._d_lo, self._v_hi, self._i_hi, self._d_hi = ends
+        self.table_np = cond.table_np  # what the compiled power stage evaluates (stage_kernel.table_cs)
 
     @property
     def conditions(self):
@@ -653,31 +652,16 @@ class PVSource:
         c = self._cond
         return c.g, c.t, c.shade
 
-    # -- hot path --------------------------------------------------------------------------------
+    # -- the table -------------------------------------------------------------------------------
     def current(self, v: float) -> float:
         """Terminal current (A, + = delivering) at terminal voltage v (V); table path, any v."""
-        tv = self._tv
-        j = bisect_right(tv, v) - 1
-        if j < 0:
-            return self._i_lo + self._d_lo * (v - self._v_lo)
-        if j >= self._n_int:
-            return self._i_hi + self._d_hi * (v - self._v_hi)
-        c0, c1, c2, c3 = self._tc[j]
-        t = v - tv[j]
-        return c0 + t * (c1 + t * (c2 + t * c3))
+        tv, tc, ends = self.table_np
+        return table_cs(tv, tc, ends, float(v))[0]
 
     def current_and_slope(self, v: float) -> tuple[float, float]:
         """(i, di/dv) at terminal voltage v; di/dv <= 0, continuous in v."""
-        tv = self._tv
-        j = bisect_right(tv, v) - 1
-        if j < 0:
-            return self._i_lo + self._d_lo * (v - self._v_lo), self._d_lo
-        if j >= self._n_int:
-            return self._i_hi + self._d_hi * (v - self._v_hi), self._d_hi
-        c0, c1, c2, c3 = self._tc[j]
-        t = v - tv[j]
-        s = c1 + t * (2.0 * c2 + 3.0 * t * c3)
-        return c0 + t * (c1 + t * (c2 + t * c3)), (s if s < 0.0 else 0.0)
+        tv, tc, ends = self.table_np
+        return table_cs(tv, tc, ends, float(v))
 
     # -- exact model -----------------------------------------------------------------------------
     def current_exact(self, v: float) -> float:
@@ -705,7 +689,7 @@ class PVSource:
         return self._cond.isc()
 
     def table_size(self) -> int:
-        return len(self._tv)
+        return len(self.table_np[0])
 
     def __repr__(self):
         g, t, s = self.conditions
