@@ -40,7 +40,7 @@ def build_load(load):
         return None
     from sim.plant.loads import DCLoad
 
-    return DCLoad(load["kind"], load["value"], port=load.get("port", "battery"))
+    return DCLoad(load["kind"], load["value"], port=load.get("port", "battery"), uvlo_v=load.get("uvlo_v"))
 
 
 # board.current_sensor = "shunt": the hall sensors become fugu_shunt's INA240A1 + 0.5 mOhm (10 mV/A at 1.65 V)

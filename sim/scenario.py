@@ -86,6 +86,8 @@ Schema (scenarios/README.md has the same with examples)::
                                        #   t_s on; before the first entry the load is off. No schedule: always on.
     port = "battery"                   # battery (default) | pv: on the PV terminals (boost mode's high side); it
                                        #   stays there when the array is disconnected (fault pv_disconnect)
+    uvlo_v = 36.0                      # optional, constant_power/constant_current: a DC-DC converter's under-
+                                       #   voltage lockout (off below it, on again above 1.1 x uvlo_v)
 
     [[faults]]                         # zero or more, any order (sorted by t_s, stable)
     t_s = 3600.0                       # >= 0 (a fault after the end of the run simply never happens)
@@ -870,7 +872,7 @@ class _Validator:
             sc._load_const = 0.0
             return
         sec = "load"
-        self.keys(tab, sec, ("kind", "value", "schedule", "port"), required=("kind",))
+        self.keys(tab, sec, ("kind", "value", "schedule", "port", "uvlo_v"), required=("kind",))
         kind = self.enum(sec, "kind", tab["kind"], LOAD_KINDS)
         load = {"kind": kind, "port": self.enum(sec, "port", tab.get("port", "battery"), LOAD_PORTS)}
         if kind == "off":
@@ -880,6 +882,11 @@ class _Validator:
                 self.fail(sec, "value", "missing required key (%s)" % {
                     "resistive": "ohm", "constant_power": "W", "constant_current": "A"}[kind])
             load["value"] = self.num(sec, "value", tab["value"], lo=0.0, lo_open=(kind == "resistive"))
+        if "uvlo_v" in tab:
+            if kind not in ("constant_power", "constant_current"):
+                self.fail(sec, "uvlo_v", "an under-voltage lockout needs kind constant_power or constant_current, "
+                                         "not %r" % kind)
+            load["uvlo_v"] = self.num(sec, "uvlo_v", tab["uvlo_v"], lo=0.0, lo_open=True)
         sched = tab.get("schedule")
         if sched is not None:
             pts = self.series_points(sec, "schedule", sched, 0.0, 1.0, what="fraction")

@@ -131,6 +131,11 @@ class PowerStage:
         """Anything on the PV terminals at all."""
         return self.U[K.U_PVSRC] != 0.0
 
+    def port_load_on(self):
+        """False while the PV-terminal load's under-voltage lockout holds it off."""
+        U = self.U
+        return U[K.U_PL + 4] <= 0.0 or U[K.U_PL + 5] != 0.0
+
     def port_current(self, v):
         """(i, di/dv) the PV port delivers at terminal voltage v."""
         tv, tc, ends = self.tab
@@ -200,9 +205,11 @@ _NO_TABLE = (np.array([0.0, 1.0]), np.zeros((1, 4)), np.zeros(6))
 
 def _put_load(U, at, load, frac):
     if load is None:
-        U[at], U[at + 1] = 0.0, 0.0
+        U[at], U[at + 1], U[at + 4] = 0.0, 0.0, 0.0
         return
     U[at] = K.LOAD_CODES[load.kind]
     U[at + 1] = load.value
     U[at + 2] = load.fade_v
     U[at + 3] = frac
+    U[at + 4] = load.uvlo_v or 0.0
+    U[at + 5] = 0.0  # a converter with a lockout starts off: the first step turns it on above UVLO_ON x uvlo_v

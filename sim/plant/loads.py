@@ -7,6 +7,11 @@ both fade out smoothly and odd-symmetrically (a small resistor near 0 V, never a
     constant_current:  i = I * tanh(v / fade_v)                   (>= 99.5 % of I above 3 * fade_v)
     constant_power:    i = P * v / sqrt(v^4 + fade_v^4)            (P/v within 0.04 % above 6 * fade_v,
                                                                  P*v/fade_v^2 near 0, peak P/(sqrt(2)*fade_v))
+
+A DC-DC converter also has an under-voltage lockout: ``uvlo_v`` (constant current or power) turns the load off when
+its voltage falls below that, and on again above 1.1 x uvlo_v (the power stage keeps that state: stage_kernel
+.uvlo_update; current_and_slope here is the load while it runs). Without it the load keeps drawing its power down to
+a few volts, which no real converter does.
 """
 
 import math
@@ -22,10 +27,12 @@ class DCLoad:
 
     ``fade_v``: voltage scale of the low-voltage fade-out (default 1 V for constant current, 2 V for constant
     power). ``port``: "battery" (the output node) or "pv" (the PV terminals: a boost-mode load). Callable:
-    ``load(v)`` == ``load.current_and_slope(v)``. ``kind``/``value`` may be changed at run time.
+    ``load(v)`` == ``load.current_and_slope(v)``. ``kind``/``value`` may be changed at run time. ``uvlo_v``: the
+    under-voltage lockout (V, None: none; constant current or power only).
     """
 
-    def __init__(self, kind: str, value: float = 0.0, fade_v: float | None = None, port: str = "battery"):
+    def __init__(self, kind: str, value: float = 0.0, fade_v: float | None = None, port: str = "battery",
+                 uvlo_v: float | None = None):
         if kind not in LOAD_KINDS:
             raise ValueError(f"unknown load kind {kind!r}; expected one of {LOAD_KINDS}")
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0.0):
@@ -36,6 +43,13 @@ class DCLoad:
             raise ValueError(f"fade_v must be > 0 V, got {fade_v!r}")
         if port not in LOAD_PORTS:
             raise ValueError(f"unknown load port {port!r}; expected one of {LOAD_PORTS}")
+        if uvlo_v is not None:
+            if kind not in ("constant_current", "constant_power"):
+                raise ValueError(f"uvlo_v is for constant_current and constant_power loads, not {kind!r}")
+            if not (isinstance(uvlo_v, (int, float)) and math.isfinite(uvlo_v) and uvlo_v > 0.0):
+                raise ValueError(f"uvlo_v must be a finite number > 0 V, got {uvlo_v!r}")
+            uvlo_v = float(uvlo_v)
+        self.uvlo_v = uvlo_v
         self.kind = kind
         self.value = float(value)
         self.port = port  # where the plant hangs it: "battery" node or "pv" terminals (boost mode)

@@ -43,12 +43,14 @@ INPUT_NAMES = ("duty", "f_sw_hz", "enabled", "enable_cmd", "backflow_on", "backf
                "bat_r_ohm", "bat_connected")
 (U_DUTY, U_FSW, U_ENABLED, U_ENCMD, U_BFON, U_BFCMD, U_BFSHORT, U_IDEAL, U_IDBLK, U_OVPTRIP, U_OVPHYST, U_OVPTRIPPED,
  U_OVPTRIPS, U_BATE, U_BATR, U_BATCONN) = range(16)
-# the output node's load (kind code, value, fade_v, profile fraction) and the current other channels inject
-U_LD, U_INJ = 16, 20
+# the output node's load (kind code, value, fade_v, profile fraction, under-voltage lockout voltage, 1 while the
+# lockout lets it run) and the current other channels inject
+U_LD, U_INJ = 16, 22
 # the PV port: array connected (its table counts), anything on the port at all, short conductance, DC source (V,
-# conductance), a load on the terminals (kind, value, fade_v, fraction), and a counter bumped at each rewiring
-U_PVCONN, U_PVSRC, U_SHG, U_DCV, U_DCG, U_PL, U_SRCVER = 21, 22, 23, 24, 25, 26, 30
-NU = 31
+# conductance), a load on the terminals (as U_LD), and a counter bumped at each rewiring
+U_PVCONN, U_PVSRC, U_SHG, U_DCV, U_DCG, U_PL, U_SRCVER = 23, 24, 25, 26, 27, 28, 34
+NU = 35
+UVLO_ON = 1.1  # a locked-out load starts again above this multiple of its lockout voltage
 
 LOAD_CODES = {"off": 0, "resistive": 1, "constant_current": 2, "constant_power": 3}
 
@@ -77,6 +79,30 @@ def load_cs(kind, value, fade, v):
         d = math.sqrt(v2 * v2 + v0sq * v0sq)
         return value * v / d, value * (v0sq * v0sq - v2 * v2) / (d * d * d)
     return 0.0, 0.0
+
+
+@njit(cache=True)
+def load_at(U, at, v):
+    """The load described at U[at:at + 6] at v, scaled by its profile fraction; nothing while locked out."""
+    if U[at + 4] > 0.0 and U[at + 5] == 0.0:
+        return 0.0, 0.0
+    il, dil = load_cs(U[at], U[at + 1], U[at + 2], v)
+    f = U[at + 3]
+    return il * f, dil * f
+
+
+@njit(cache=True)
+def uvlo_update(S, U, at, v):
+    """A DC-DC converter's under-voltage lockout: off below its voltage, on again above UVLO_ON times it (decided
+    after each step, like a comparator; the step after a change starts short and with a fresh g)."""
+    u = U[at + 4]
+    if u <= 0.0:
+        return
+    on = U[at + 5] != 0.0
+    if (on and v < u) or (not on and v > UVLO_ON * u):
+        U[at + 5] = 0.0 if on else 1.0
+        U[U_SRCVER] += 1.0
+        S[S_HNEXT] = 1e-6
 
 
 @njit(cache=True)
@@ -118,19 +144,17 @@ def port_cs(U, tv, tc, ends, v):
         i += (U[U_DCV] - v) * U[U_DCG]
         di -= U[U_DCG]
     if U[U_PL] != 0.0:
-        il, dil = load_cs(U[U_PL], U[U_PL + 1], U[U_PL + 2], v)
-        f = U[U_PL + 3]
-        i -= il * f
-        di -= dil * f
+        il, dil = load_at(U, U_PL, v)
+        i -= il
+        di -= dil
     return i, di
 
 
 @njit(cache=True)
 def out_load(U, v):
     """What the output node's load draws besides the battery, less the other channels' injection."""
-    il, dil = load_cs(U[U_LD], U[U_LD + 1], U[U_LD + 2], v)
-    f = U[U_LD + 3]
-    return il * f - U[U_INJ], dil * f
+    il, dil = load_at(U, U_LD, v)
+    return il - U[U_INJ], dil
 
 
 @njit(cache=True)
@@ -382,6 +406,8 @@ def step(S, U, P, tv, tc, ends, h_max):
         ovp(S, U, xo)
     if U[U_IDEAL] != 0.0:
         ideal_diode(S, U)
+    uvlo_update(S, U, U_PL, S[S_VPV])
+    uvlo_update(S, U, U_LD, xo)
     return h
 
 

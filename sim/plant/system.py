@@ -164,6 +164,8 @@ class Plant:
 
     # ---------------------------------------------------------------------------------------------------
     def _load_hv_current(self, v):
+        if not self.stage.port_load_on():
+            return 0.0
         return self.load_hv.current_and_slope(v)[0] * self._load_frac
 
     def _wire_sources(self):

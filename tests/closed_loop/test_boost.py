@@ -283,22 +283,36 @@ def test_fugu_v1_boost_is_limited_to_the_reverse_current_its_hall_sensor_can_rea
     assert all(row["fw_state"] == "LIMIT" for row in r.rows if row["t_s"] >= 7.0)
 
 
-@pytest.mark.parametrize("watts", [600.0, 800.0])
-def test_a_constant_power_overload_ends_in_a_clean_stop(watts):
+@pytest.mark.parametrize("watts, uvlo_v, code", [(600.0, None, "OVERLOAD"), (800.0, None, "OVERLOAD"),
+                                                 (900.0, 36.0, "OC_OUT")])
+def test_a_constant_power_overload_ends_in_a_clean_stop(watts, uvlo_v, code):
     # a constant-power load (a DC-DC converter) of 600 W needs ~24 A from the battery, the limit is 20 A: lowering
     # the voltage only raises its current, and on the stage's LC its negative incremental resistance rings up once
     # the high side is low enough; a stop after that dumps the inductor's energy into the high side (this run
     # reached 83 V before the firmware watched for it). The stage must stop early, and stay stopped (no pumping,
-    # nothing flowing). At 900 W the high side collapses within one control step of the load step: beyond what
-    # firmware can catch (a real converter's under-voltage lockout cuts it out first).
+    # nothing flowing). At 900 W the high side collapses within one control step of the load step, beyond what
+    # firmware can catch, unless the converter's own under-voltage lockout cuts it out first (36 V here).
+    extra = {} if uvlo_v is None else {"load__uvlo_v": uvlo_v}
     r = BoostRun(scenario__duration_s=10.0, load__kind="constant_power", load__value=watts,
-                 load__schedule=[[0, 0.2], [6, 1.0]])
-    assert r.faults == ["OVERLOAD"], r.faults
+                 load__schedule=[[0, 0.2], [6, 1.0]], **extra)
+    assert r.faults == [code], r.faults
     t = r.summary["faults"][0]["t"]
     assert 6.0 < t < 6.1  # a few control steps after the load step
     assert not any(s.on for s in r.between(t + 0.05, 10.0))
     assert all(abs(s.i_bat) < 0.1 and s.i_pv == 0.0 for s in r.between(t + 0.2, 10.0))
     assert r.summary["max_pv_v"] < V_IN_MAX_V and math.isfinite(r.summary["energy_balance_error"])
+
+
+def test_boost_starts_into_a_dc_dc_converter_with_an_under_voltage_lockout():
+    # a 200 W converter on the 48 V bus from the start, 400 W from 6 s: it stays off while the high side ramps
+    # through its 36 V lockout, starts at 39.6 V, and the stage carries on to the target (an ideal constant-power
+    # load, one without a lockout, would pull the high side down from the first millisecond)
+    r = BoostRun(scenario__duration_s=10.0, load__kind="constant_power", load__value=400.0, load__uvlo_v=36.0,
+                 load__schedule=[[0, 0.5], [6, 1.0]])
+    assert r.faults == []
+    assert all(abs(s.v_pv - TARGET_V) < 0.02 * TARGET_V for s in r.between(5.0, 6.0) + r.between(7.0, 10.0))
+    assert abs(sum(s.v_pv * -s.i_pv for s in r.between(9.0, 10.0)) / len(r.between(9.0, 10.0)) - 400.0) < 8.0
+    assert r.summary["max_pv_v"] < V_IN_MAX_V
 
 
 def test_a_target_the_battery_already_exceeds_is_refused_with_a_console_line():

@@ -284,6 +284,24 @@ def test_load_rejects_bad_arguments():
         DCLoad("resistive", 0.0)
     with pytest.raises(ValueError):
         DCLoad("constant_power", -5.0)
+    with pytest.raises(ValueError):
+        DCLoad("resistive", 5.0, uvlo_v=36.0)  # a lockout is a converter's
+    with pytest.raises(ValueError):
+        DCLoad("constant_power", 5.0, uvlo_v=0.0)
+
+
+def test_a_converter_load_is_locked_out_below_its_uvlo_and_restarts_above_1_1_times_it():
+    from sim.plant import stage_kernel as K
+    from sim.plant.converter import PowerStage
+
+    st = PowerStage()
+    st.set_port(False, load=DCLoad("constant_power", 400.0, uvlo_v=36.0))
+    seen = []
+    for v in (20.0, 38.0, 39.5, 39.7, 48.0, 37.0, 36.1, 35.9, 38.0, 39.7):
+        K.uvlo_update(st.S, st.U, K.U_PL, v)  # what the stage does after each step, at the terminal voltage
+        seen.append(round(-st.port_current(v)[0], 3))
+    on = [round(400.0 / v, 3) for v in (39.7, 48.0, 37.0, 36.1)]
+    assert seen == [0.0, 0.0, 0.0, on[0], on[1], on[2], on[3], 0.0, 0.0, round(400.0 / 39.7, 3)]
 
 
 # ------------------------------------------------------------------------------------------------ thermal

@@ -408,6 +408,9 @@ MALFORMED = [
     ("bad EN 50530 slope", ('profile = "constant"\nvalue = 800.0', 'profile = "en50530_seq2"\nslopes = [10, 15]'),
      ["[irradiance] slopes[1]", "not a slope of EN 50530 sequence 2"]),
     ("unreadable TOML", ("series = 2\n", "series = = 2\n"), ["invalid TOML", "line 13"]),
+    ("lockout on a resistor", None, "[load]\nkind = \"resistive\"\nvalue = 5.0\nuvlo_v = 36.0\n",
+     ["[load] uvlo_v", "constant_power or constant_current"]),
+    ("lockout at 0 V", None, "[load]\nkind = \"constant_power\"\nvalue = 50.0\nuvlo_v = 0\n", ["[load] uvlo_v"]),
 ]
 
 
