@@ -40,6 +40,9 @@ down as the source fades instead of holding its charge for minutes.
 |            | or a constant-power load: under a limit the high side  | 3 steps    |                                   |
 |            | falling by > 0.3 V and its current rising at 3 steps   |            |                                   |
 |            | in a row, or ringing (2 reversals of >= 1.5 V in a row)|            |                                   |
+|            | or the battery current over 1.5 x its limit and under  | 3 times in |                                   |
+|            | a quarter of it at the next step (a load cutting out), | ~15 steps  |                                   |
+|            | again and again (a converter too big to start)         |            |                                   |
 BAT_OV, BAT_ABSENT and SENSOR as in buck mode.
 """
 
@@ -109,8 +112,9 @@ class BoostStage(Stage):
         self._t_fwd = -1
         self._t_over = -1
         # constant-power watch: the high side (mV) and its change at the last step, reversals in a row, the
-        # high-side current (mA) at the last step, steps in a row the voltage fell and that current rose
-        self._ring = [0, 0, 0, 0, 0]
+        # high-side current (mA) at the last step, steps in a row the voltage fell and that current rose, a leaky
+        # count of load cut-outs, and 1 when the battery current was far over its limit at the last step
+        self._ring = [0, 0, 0, 0, 0, 0, 0]
         self._n_rail = 0
         self._watch = False
         self._why = None
@@ -239,7 +243,7 @@ class BoostStage(Stage):
         self._t_over = -1
         r = self._ring
         r[0] = v_in
-        r[1] = r[2] = r[4] = 0
+        r[1] = r[2] = r[4] = r[5] = r[6] = 0
         self._n_rail = 0
         self.state = START
         self._t_state = now
@@ -369,7 +373,15 @@ class BoostStage(Stage):
         r[0] = v_in
         r[1] = d
         r[3] = i_hv
-        if r[2] >= 2 or r[4] >= 3:
+        # a converter too big to start: its lockout lets it on, it pulls the high side under the lockout and cuts
+        # out, and so on every few steps: the battery current far over the limit, then next to nothing (a resistive
+        # load the limit is still pulling down never drops out like that)
+        if r[6] and i_bat * 4 < i_cap:
+            r[5] += 8
+        elif r[5]:
+            r[5] -= 1
+        r[6] = 1 if i_bat * 2 > i_cap * 3 else 0
+        if r[2] >= 2 or r[4] >= 3 or r[5] >= 20:
             self.trip(OVERLOAD, now)
 
     def mode_name(self):
