@@ -154,21 +154,6 @@ class PowerStage:
         raise RuntimeError("power stage integration failed to converge at vc=%.3f il=%.3f vo=%.3f"
                            % (self.vc, self.il, self.vo))
 
-    def fractions(self):
-        """(f_hs, f_ls, switching) for the gate inputs and the bootstrap state now."""
-        f_hs, f_ls, sw = K.fractions(self.S, self.U, self.P)
-        return f_hs, f_ls, sw != 0.0
-
-    @property
-    def last_fr(self):
-        S = self.S
-        return S[K.S_FHS], S[K.S_FLS], S[K.S_FSW] != 0.0
-
-    def loss_terms(self):
-        """Instantaneous losses (W) at the present state under the last step's fractions, those of LOSS_KEYS in
-        that order."""
-        return K.loss_terms(self.S, self.U, self.P)
-
     def aux_power_w(self):
         """The aux supply's draw (MCU, ADC, gate driver) from the output node."""
         return K.aux_power_w(self.S, self.P)
