@@ -76,14 +76,15 @@ TOL_SCALE = 1.0
 LOSS_KEYS = ("pv_path", "conduction", "diode", "switching", "out_wiring", "bat_internal")
 
 
-def _field(arr, idx, conv):
+def field(arr, idx, conv=float, doc=None):
+    """A property naming element idx of the instance's float array ``arr`` (read as conv)."""
     def get(self):
         return conv(getattr(self, arr)[idx])
 
     def put(self, value):
         getattr(self, arr)[idx] = value
 
-    return property(get, put)
+    return property(get, put, doc=doc)
 
 
 class PowerStage:
@@ -173,16 +174,16 @@ class PowerStage:
 
 
 for _idx, _name in enumerate(K.STATE_NAMES):
-    setattr(PowerStage, _name, _field("S", _idx, float))
-PowerStage.bootstrap_violations = _field("S", K.S_BVIOL, int)
-PowerStage.boot_ok = _field("S", K.S_BOOTOK, bool)
-PowerStage.switching = _field("S", K.S_SWITCHING, bool)
+    setattr(PowerStage, _name, field("S", _idx, float))
+PowerStage.bootstrap_violations = field("S", K.S_BVIOL, int)
+PowerStage.boot_ok = field("S", K.S_BOOTOK, bool)
+PowerStage.switching = field("S", K.S_SWITCHING, bool)
 for _idx, _name in enumerate(K.INPUT_NAMES):
-    setattr(PowerStage, _name, _field("U", _idx, float))
+    setattr(PowerStage, _name, field("U", _idx, float))
 for _name in ("enabled", "enable_cmd", "backflow_on", "backflow_cmd", "backflow_shorted", "ideal_diode",
               "id_blocked", "ovp_tripped", "bat_connected"):
-    setattr(PowerStage, _name, _field("U", K.INPUT_NAMES.index(_name), bool))
-PowerStage.ovp_trips = _field("U", K.U_OVPTRIPS, int)
+    setattr(PowerStage, _name, field("U", K.INPUT_NAMES.index(_name), bool))
+PowerStage.ovp_trips = field("U", K.U_OVPTRIPS, int)
 del _name, _idx
 
 _NO_TABLE = (np.array([0.0, 1.0]), np.zeros((1, 4)), np.zeros(6))

@@ -588,10 +588,19 @@ def book_losses(S, U, P, A, h):
 
 
 @njit(cache=True)
+def book_extremes(S, A):
+    """The highest PV-side voltage (terminals or input capacitor) and output voltage seen so far."""
+    v = S[S_VPV] if S[S_VPV] > S[S_VC] else S[S_VC]
+    if v > A[A_MAXVPV]:
+        A[A_MAXVPV] = v
+    if S[S_VO] > A[A_MAXVOUT]:
+        A[A_MAXVOUT] = S[S_VO]
+
+
+@njit(cache=True)
 def account(S, U, P, A, h, p_mpp_w):
     """Channel 0's books over a step of h s (energies, losses, extremes); returns its heat into the heatsink (W)."""
     v_pv = S[S_VPV]
-    vc = S[S_VC]
     vo = S[S_VO]
     i_bat = S[S_IBAT]
     conn = U[U_BATCONN] != 0.0
@@ -605,12 +614,7 @@ def account(S, U, P, A, h, p_mpp_w):
     A[A_LOAD] += S[S_ILOAD] * vo * h
     A[A_AUX] += aux_power_w(S, P) * h
     heat_w = book_losses(S, U, P, A, h)
-    if v_pv > A[A_MAXVPV]:
-        A[A_MAXVPV] = v_pv
-    if vc > A[A_MAXVPV]:
-        A[A_MAXVPV] = vc
-    if vo > A[A_MAXVOUT]:
-        A[A_MAXVOUT] = vo
+    book_extremes(S, A)
     if conn and v_bat_term > A[A_MAXVBAT]:
         A[A_MAXVBAT] = v_bat_term
     return heat_w

@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from sim.plant import stage_kernel as K
-from sim.plant.converter import LOSS_KEYS
+from sim.plant.converter import LOSS_KEYS, field
 from sim.plant.pv import table_of
 
 BAT_BATCH_S = 0.05  # longest battery and heatsink step (their fastest time constants are tens of seconds)
@@ -152,12 +152,9 @@ class Plant:
         self._thevenin_due = True
         self.e_stored0_j = 0.0
         self.on_substep = None
-        self._loss_w = 0.0
         self._load_frac = 1.0
-        self._i_inj = 0.0  # multi-channel: the other channels' current into channel 0's node (A)
-        self._i_avg = [0.0] * n
+        self._i_avg = [0.0] * n  # multi-channel: each other channel's mean current into channel 0's node (A)
         if n > 1:
-            self.advance_to = self._advance_multi
             self._update_conditions = self._update_conditions_multi
         self._update_conditions(0.0, force=True)
         self._wire_sources()
@@ -173,7 +170,7 @@ class Plant:
         with several channels channel 0's output load is less what the others inject (set per step)."""
         st = self.stage
         st.bat_connected = self.bat_present and self.battery is not None
-        st.set_output_load(self.load, self._load_frac, self._i_inj)
+        st.set_output_load(self.load, self._load_frac, sum(self._i_avg))
         for port, stk in zip(self.ports, self.stages):
             port.wire(stk, self._load_frac)
         for stk in self.stages[1:]:
@@ -305,10 +302,12 @@ class Plant:
         """Integrate from self.t_ns to t_ns (the clock calls this before events and observations). The steps run
         in the compiled kernel, which comes back here when the conditions, a profile's breakpoint or a battery
         batch are due (every few milliseconds at most); this loop runs ~400 times per simulated second, so it keeps
-        to what changed."""
+        to what changed. With several channels, a load on the PV terminals or a per-step observer, the kernel takes
+        one step per call and the rest follows here."""
         st = self.stage
         S, U, P, A = st.S, st.U, st.P, self.A
-        one = self.on_substep is not None or self.load_hv is not None
+        multi = self.n_channels > 1
+        one = multi or self.on_substep is not None or self.load_hv is not None
         while self.t_ns < t_ns:
             t0 = self.t_ns
             t_s = t0 * 1e-9
@@ -319,21 +318,26 @@ class Plant:
                 self._thevenin_due = False
             if not t_s < self._nc:  # the profiles' first breakpoint after t_s, kept until passed
                 self._nc = self._next_change(t_s)
+            if multi:
+                inj = sum(self._i_avg)  # the other channels' mean current over the last step, held over this one
+                U[K.U_INJ] = inj
             tv, tc, ends = st.tab
             t1 = _advance(S, U, P, tv, tc, ends, A, t0, t_ns, self._t_cond, self.cond_dt_s, self._nc, self.p_mpp_w,
                           BAT_BATCH_S, 1 if one else _MANY)
             if t1 < 0:
                 st.raise_failed()
             self.t_ns = t1
+            if one:
+                h = (t1 - t0) * 1e-9
+                if multi:
+                    self._account_node0(h, inj)
+                    A[K.A_SLOWE] += self._step_others(h)
+                if self.load_hv is not None:
+                    self._account_load_hv(st, h)
             if A[_A_SLOWH] >= BAT_BATCH_S:
                 self._slow(0.0, 0.0, 0.0)
-            if one:
-                if self.load_hv is not None:
-                    self._account_load_hv(st, (t1 - t0) * 1e-9)
-                    if st.v_pv > A[K.A_MAXVPV]:  # the terminals' own voltage while the input path blocks
-                        A[K.A_MAXVPV] = st.v_pv
-                if self.on_substep is not None:
-                    self.on_substep(self)
+            if self.on_substep is not None:
+                self.on_substep(self)
 
     def sync(self):
         """Bring the battery and the heatsink up to the plant's time (they lag it by less than BAT_BATCH_S
@@ -358,11 +362,6 @@ class Plant:
                 self.heatsink.step(float(A[K.A_SLOWE]) / hh + self.heat_extra_w, fan_air, hh)
             A[K.A_SLOWQ] = A[K.A_SLOWE] = A[K.A_SLOWH] = 0.0
 
-    def _account(self, h):
-        """Channel 0's books over a step of h (the kernel's own, for the multi-channel loop)."""
-        st = self.stage
-        self._loss_w = K.account(st.S, st.U, st.P, self.A, h, self.p_mpp_w)
-
     def _book_losses(self, st, h):
         """Add a stage's losses over h to the books; returns the part that heats the heatsink (W)."""
         return K.book_losses(st.S, st.U, st.P, self.A, h)
@@ -373,6 +372,7 @@ class Plant:
         meet (0 V with no array), not at the capacitor's voltage the stage reports."""
         if st.i_pv == 0.0 and not st.backflow_on:
             st.v_pv = PVPort.open_voltage(st, st.vc + st.p.v_f_body_v, st.v_pv)
+            K.book_extremes(st.S, self.A)  # the terminals' own voltage counts for max_v_pv
         self.e_load_hv_j += self._load_hv_current(st.v_pv) * st.v_pv * h
 
     def aux_power_w(self, st=None):
@@ -380,61 +380,29 @@ class Plant:
         return (st or self.stage).aux_power_w()
 
     # -- several channels -------------------------------------------------------------------------------
-    def _advance_multi(self, t_ns):
-        """advance_to for several stages on one output node (see the module docstring)."""
-        st = self.stage
-        bat = self.battery
-        others = self.stages[1:]
+    def _step_others(self, h):
+        """Channels 1.. catch up over channel 0's step h against its new node voltage (see the module docstring);
+        returns their heat into the heatsink over h (J)."""
+        v0 = self.stage.vo
         i_avg = self._i_avg
-        while self.t_ns < t_ns:
-            t_s = self.t_ns * 1e-9
-            self._update_conditions(t_s)
-            if st.bat_connected and self._thevenin_due:
-                st.bat_e_v, st.bat_r_ohm = bat.thevenin()
-                self._thevenin_due = False
-            h_max = (t_ns - self.t_ns) * 1e-9
-            nc = self._next_change(t_s)
-            if nc - t_s > 1e-9:
-                h_max = min(h_max, nc - t_s)
-            h_max = min(h_max, self.cond_dt_s)
-            inj = 0.0
-            for k in range(1, self.n_channels):
-                inj += i_avg[k]
-            self._i_inj = inj
-            st.U[K.U_INJ] = inj
-            h = st.step(h_max)
-            dt_ns = int(round(h * 1e9))
-            if dt_ns <= 0:
-                dt_ns = 1
-            if self.t_ns + dt_ns > t_ns:
-                dt_ns = t_ns - self.t_ns
-            h = dt_ns * 1e-9
-            self.t_ns += dt_ns
-            self.A[K.A_STEPS] += 1
-            self._account(h)
-            self._account_node0(h, inj)
-            loss_w = self._loss_w
-            v0 = st.vo
-            for k, stk in enumerate(others, start=1):
-                stk.bat_e_v = v0
-                rem = h
-                q = 0.0
-                e_loss = 0.0
-                while rem > 1e-10:
-                    hk = stk.step(rem)
-                    if hk > rem:
-                        hk = rem
-                    rem -= hk
-                    q += stk.i_bat * hk
-                    e_loss += self._account_other(k, stk, hk)
-                i_avg[k] = q / h
-                loss_w += e_loss / h
-            self._slow(st.i_bat, loss_w, h)
-            if self.on_substep is not None:
-                self.on_substep(self)
+        heat_j = 0.0
+        for k in range(1, self.n_channels):
+            stk = self.stages[k]
+            stk.bat_e_v = v0
+            rem = h
+            q = 0.0
+            while rem > 1e-10:
+                hk = stk.step(rem)
+                if hk > rem:
+                    hk = rem
+                rem -= hk
+                q += stk.i_bat * hk
+                heat_j += self._account_other(k, stk, hk)
+            i_avg[k] = q / h
+        return heat_j
 
     def _account_node0(self, h, inj):
-        """Channel 0's extra books when other channels feed its node: _account() booked its load current
+        """Channel 0's extra books when other channels feed its node: the kernel booked its load current
         (load - injection) as load energy; move the injection to the transfer account. Per-channel PV figures."""
         st = self.stage
         e_in = inj * st.vo * h
@@ -453,12 +421,7 @@ class Plant:
         self.e_transfer_out_j += st.i_bat * st.bat_e_v * h  # delivered at channel 0's node voltage
         self.e_aux_j += self.aux_power_w(st) * h
         heat_w = self._book_losses(st, h)
-        if st.v_pv > self.max_v_pv:
-            self.max_v_pv = st.v_pv
-        if st.vc > self.max_v_pv:
-            self.max_v_pv = st.vc
-        if st.vo > self.max_v_out:
-            self.max_v_out = st.vo
+        K.book_extremes(st.S, self.A)
         return heat_w * h
 
     # -- figures -----------------------------------------------------------------------------------------
@@ -502,23 +465,13 @@ class Plant:
         return self.e_pv_j, accounted, (self.e_pv_j - accounted) / scale
 
 
-def _book(idx, conv=float, doc=None):
-    def get(self):
-        return conv(self.A[idx])
-
-    def put(self, value):
-        self.A[idx] = value
-
-    return property(get, put, doc=doc)
-
-
-Plant.e_available_j = _book(K.A_AVAIL, doc="energy the arrays offered at their true MPP (J)")
-Plant.e_pv_j = _book(K.A_PV, doc="PV energy harvested, net (J)")
-Plant.e_bat_in_j = _book(K.A_BAT_IN, doc="at the battery terminals, signed: discharge subtracts (J)")
-Plant.e_bat_charge_j = _book(K.A_BAT_CHG, doc="only the charging part (J)")
-Plant.e_load_j = _book(K.A_LOAD)
-Plant.e_aux_j = _book(K.A_AUX)
-Plant.max_v_pv = _book(K.A_MAXVPV)
-Plant.max_v_out = _book(K.A_MAXVOUT)
-Plant.max_v_bat = _book(K.A_MAXVBAT)
-Plant.steps = _book(K.A_STEPS, int)
+Plant.e_available_j = field("A", K.A_AVAIL, doc="energy the arrays offered at their true MPP (J)")
+Plant.e_pv_j = field("A", K.A_PV, doc="PV energy harvested, net (J)")
+Plant.e_bat_in_j = field("A", K.A_BAT_IN, doc="at the battery terminals, signed: discharge subtracts (J)")
+Plant.e_bat_charge_j = field("A", K.A_BAT_CHG, doc="only the charging part (J)")
+Plant.e_load_j = field("A", K.A_LOAD)
+Plant.e_aux_j = field("A", K.A_AUX)
+Plant.max_v_pv = field("A", K.A_MAXVPV)
+Plant.max_v_out = field("A", K.A_MAXVOUT)
+Plant.max_v_bat = field("A", K.A_MAXVBAT)
+Plant.steps = field("A", K.A_STEPS, int)

@@ -93,6 +93,22 @@ def test_the_plant_runs_backwards_as_a_boost_with_exact_books_and_a_charged_boot
     assert st.bootstrap_violations == 0 and st.v_boot > 10.0
 
 
+def test_a_two_stage_plant_books_the_pv_terminal_load_as_one_stage_does():
+    # the same boost on a two-channel plant (the second stage idle, its array dark): the load's energy is booked too
+    two = PowerStage(PowerStageParams()), PowerStage(PowerStageParams())
+    plant = Plant(list(two), [DarkPV(), DarkPV()], battery=StiffBattery(),
+                  load=DCLoad("resistive", 5.76, port="pv"))
+    plant.set_pv_connected(False)
+    plant.settle()
+    single, ref = boost_plant()
+    for st in (two[0], single):
+        st.f_sw_hz, st.enabled, st.duty, st.backflow_on = 39000.0, True, 0.55, True
+    plant.advance_to(500_000_000)
+    ref.advance_to(500_000_000)
+    assert ref.e_load_hv_j > 100.0
+    assert plant.e_load_hv_j == pytest.approx(ref.e_load_hv_j, rel=0.02)
+
+
 def test_boost_at_the_bootstrap_duty_limit_keeps_the_high_side_fully_driven():
     from fugu.gate import bootstrap_limits
 
