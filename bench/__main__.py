@@ -144,9 +144,7 @@ def main(argv=None):
             if args.case:
                 results = report.merge_results(report.load_results(), results, set(names))
             else:  # a full run measures everything but the simulator's own speed (tools/sim_speed.py --write)
-                old = report.load_results() or {}
-                if "sim_speed" in old:
-                    results["sim_speed"] = old["sim_speed"]
+                results = report.carry_over(report.load_results(), results)
             report.write_results(results)
             report.write_benchmarks_md(results)
             print("wrote bench/results.json and BENCHMARKS.md")

@@ -142,6 +142,15 @@ def load_results(path=RESULTS_PATH):
         return None
 
 
+def carry_over(old, new):
+    """new, plus what a run did not measure itself from old: the device figures, the simulator's speed."""
+    merged = dict(new)
+    for k in ("device", "device_commit", "device_date", "sim_speed"):
+        if k not in new and k in (old or {}):
+            merged[k] = old[k]
+    return merged
+
+
 def merge_results(old, new, rerun_cases):
     """Keep the old figures of the cases not re-run, and of the trackers not re-run (``--trackers ours`` keeps the
     original's figures of the same cases); replace the re-run ones and recompute the ratios."""
@@ -168,10 +177,7 @@ def merge_results(old, new, rerun_cases):
         if not replaced(k):
             runs[k] = dict({"commit": old.get("commit"), "date": old.get("date")}, **v)  # stamped by its own run
     runs.update(new["runs"])
-    merged = dict(new)
-    for k in ("device", "device_commit", "device_date", "sim_speed"):
-        if k not in new and k in old:
-            merged[k] = old[k]
+    merged = carry_over(old, new)
     merged["last_run_cases"] = list(new.get("cases", []))
     merged["trackers"] = [t for t in C.TRACKERS if any(k.endswith("." + t) for k in runs)]
     merged["figures"] = dict(sorted(figs.items()))

@@ -64,12 +64,6 @@ class I2C:
             clock.run_events()
         return dev
 
-    def _device(self, address):
-        dev = self._devices.get(address)
-        if dev is None or not getattr(dev, "present", True):
-            raise oserror_nodev()
-        return dev
-
     def probe(self, address):
         self._check()
         self._cost(0)
@@ -103,8 +97,7 @@ class I2C:
         start, end = _slice(buffer, start, end)
         n = end - start
         self._cost(n)
-        dev = self._device(address)
-        self._board.clock.run_events()
+        dev = self._ready(address)
         data = dev.i2c_read(n)
         buffer[start:end] = bytes(data[:n]).ljust(n, b"\xff")
 
