@@ -14,7 +14,8 @@ channel catches up over the same interval (in as many adaptive sub-steps as its 
 channel 0's new node voltage, a stiff source behind its wiring. The stages' inductors carry those currents, so the
 one-step lag is small and stable; the energy the other channels hand over (booked at channel 0's node voltage on
 both sides) is not made equal by construction, so energy_balance() still checks the integration. With one channel
-the original single-stage loop runs unchanged (no per-step cost for the partitioning).
+the compiled kernel takes as many steps per call as it can (no per-step cost for the partitioning); with several it
+takes channel 0's step and the others catch up here.
 """
 
 import math
